@@ -1,0 +1,44 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "swift-cdc",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "cdc", targets: ["cdc"]),
+        .library(name: "CDCTensor", targets: ["CDCTensor"]),
+        .library(name: "CDCNN", targets: ["CDCNN"]),
+        .library(name: "CDCModels", targets: ["CDCModels"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // oneDNN 2.6 C API (Debian libdnnl-dev) plus OpenMP thread control.
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", pkgConfig: nil,
+                       providers: [.apt(["libdnnl-dev"])]),
+        // zlib, for gzip-compressed IDX files.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
+        // Tensors, autograd, ops; reference kernels and oneDNN kernels.
+        .target(name: "CDCTensor", dependencies: ["CDNNL"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        // The safetensors file format, independent of the engine.
+        .target(name: "CDCSafetensors"),
+        // Modules, layers, losses, optimizers, schedules, checkpoints.
+        .target(name: "CDCNN", dependencies: ["CDCTensor", "CDCSafetensors"]),
+        // Datasets (IDX / Fashion-MNIST so far).
+        .target(name: "CDCData", dependencies: ["CDCTensor", "CZlib"]),
+        // The reference models of shared/spec/reference-models.md and the timed steps.
+        .target(name: "CDCModels", dependencies: ["CDCNN"]),
+        .executableTarget(name: "cdc", dependencies: [
+            "CDCModels", "CDCData",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "CDCTensorTests", dependencies: ["CDCTensor"]),
+        .testTarget(name: "CDCSafetensorsTests", dependencies: ["CDCSafetensors"]),
+        .testTarget(name: "CDCNNTests", dependencies: ["CDCNN"]),
+        .testTarget(name: "CDCModelsTests", dependencies: ["CDCModels", "CDCData"],
+                    resources: [.copy("Fixtures")]),
+    ],
+    swiftLanguageModes: [.v6]
+)

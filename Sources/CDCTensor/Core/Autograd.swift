@@ -1,0 +1,89 @@
+import Foundation
+
+/// A recorded operation: the inputs it read and how to turn the gradient of its output into
+/// gradients of those inputs.
+final class GradFn {
+    let name: String
+    let inputs: [Tensor]
+    /// Maps d(loss)/d(output) to d(loss)/d(input) for each input (nil where none is needed).
+    let backward: (Tensor) -> [Tensor?]
+
+    init(_ name: String, _ inputs: [Tensor], _ backward: @escaping (Tensor) -> [Tensor?]) {
+        self.name = name
+        self.inputs = inputs
+        self.backward = backward
+    }
+}
+
+/// Global switches of the autograd recorder.
+public enum Autograd {
+    @TaskLocal static var isEnabled = true
+
+    /// Runs `body` without recording operations (like `torch.no_grad()`).
+    public static func noGrad<R>(_ body: () throws -> R) rethrows -> R {
+        try $isEnabled.withValue(false) { try body() }
+    }
+
+    /// Whether operations are being recorded right now.
+    public static var enabled: Bool { isEnabled }
+}
+
+extension Tensor {
+    /// Records `fn` as the producer of this tensor when recording is on and an input needs it.
+    @discardableResult
+    func recording(_ name: String, _ inputs: [Tensor], _ backward: @escaping (Tensor) -> [Tensor?]) -> Tensor {
+        guard Autograd.isEnabled, inputs.contains(where: { $0.requiresGrad }) else { return self }
+        requiresGrad = true
+        gradFn = GradFn(name, inputs, backward)
+        return self
+    }
+
+    /// Whether this tensor is a leaf (not produced by a recorded op).
+    public var isLeaf: Bool { gradFn == nil }
+
+    /// Name of the op that produced this tensor ("leaf" for leaves).
+    public var opName: String { gradFn?.name ?? "leaf" }
+
+    /// Back-propagates from this scalar: adds d(self)/d(leaf) into every leaf's `grad`.
+    /// The graph is released afterwards (as PyTorch does without `retain_graph`).
+    public func backward(_ seed: Tensor? = nil, retainGraph: Bool = false) {
+        precondition(requiresGrad, "backward() on a tensor that does not require grad")
+        let start = seed ?? {
+            precondition(count == 1, "backward() without a seed needs a scalar, shape is \(shape)")
+            return Tensor.ones(shape)
+        }()
+        // Topological order by iterative DFS.
+        var order: [Tensor] = []
+        var visited = Set<ObjectIdentifier>()
+        var stack: [(Tensor, Bool)] = [(self, false)]
+        while let (t, expanded) = stack.popLast() {
+            if expanded { order.append(t); continue }
+            if !visited.insert(ObjectIdentifier(t)).inserted { continue }
+            stack.append((t, true))
+            if let fn = t.gradFn {
+                for i in fn.inputs where i.requiresGrad && !visited.contains(ObjectIdentifier(i)) {
+                    stack.append((i, false))
+                }
+            }
+        }
+        var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): start]
+        Autograd.noGrad {
+            for t in order.reversed() {
+                guard let g = grads.removeValue(forKey: ObjectIdentifier(t)) else { continue }
+                guard let fn = t.gradFn else {
+                    if let old = t.grad { t.grad = old + g } else { t.grad = g.isPlain ? g : g.copy() }
+                    continue
+                }
+                let inputGrads = fn.backward(g)
+                for (input, ig) in zip(fn.inputs, inputGrads) {
+                    guard input.requiresGrad, let ig else { continue }
+                    precondition(ig.shape == input.shape,
+                                 "\(fn.name) backward produced grad \(ig.shape) for input \(input.shape)")
+                    let key = ObjectIdentifier(input)
+                    if let acc = grads[key] { grads[key] = acc + ig } else { grads[key] = ig }
+                }
+                if !retainGraph { t.gradFn = nil }
+            }
+        }
+    }
+}
