@@ -87,3 +87,20 @@ extension Tensor {
         }
     }
 }
+
+extension Tensor {
+    /// Declares `self` (computed outside the engine's ops) as a function of `inputs` with the
+    /// given backward, for custom operations such as straight-through estimators.
+    @discardableResult
+    public func withCustomGradient(_ name: String, inputs: [Tensor], backward: @escaping (Tensor) -> [Tensor?]) -> Tensor {
+        recording(name, inputs, backward)
+    }
+
+    /// The same values, but the gradient flowing back through it is multiplied by `scale`
+    /// (`x.detach() + (x − x.detach())·scale` in one op).
+    public func gradientScaled(by scale: Float) -> Tensor {
+        let out = Tensor(shape: shape, storage: storage)
+        out.blockedDesc = blockedDesc
+        return out.recording("gradientScale", [self]) { g in [scale == 1 ? g : g * scale] }
+    }
+}

@@ -51,3 +51,24 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
 }
 
 import Foundation
+
+/// The process-wide seeded generator behind parameter initialisation, dropout and the
+/// quantizer's noise when no generator is passed (like `torch.manual_seed`).
+public enum GlobalRandom {
+    private final class State: @unchecked Sendable {
+        let lock = NSLock()
+        var generator = SeededGenerator(seed: 0)
+    }
+    private static let state = State()
+
+    /// Restarts the global sequence from `seed`.
+    public static func seed(_ seed: UInt64) {
+        state.lock.lock(); state.generator = SeededGenerator(seed: seed); state.lock.unlock()
+    }
+
+    /// Runs `body` with exclusive access to the global generator.
+    public static func with<R>(_ body: (inout SeededGenerator) throws -> R) rethrows -> R {
+        state.lock.lock(); defer { state.lock.unlock() }
+        return try body(&state.generator)
+    }
+}

@@ -127,6 +127,13 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
         return s
     }
 
+    /// The row-major buffer, for code that fills a fresh tensor (e.g. `Tensor.empty`).
+    /// Only for plain tensors outside the gradient graph.
+    public var mutablePointer: UnsafeMutablePointer<Float> {
+        precondition(isPlain, "mutablePointer of a blocked tensor")
+        return storage.pointer
+    }
+
     /// The values, row-major, as an array.
     public var values: [Float] { Array(UnsafeBufferPointer(start: plain.pointer, count: count)) }
 

@@ -1,0 +1,77 @@
+import CDCNN
+import CDCTensor
+
+/// The CDC autoencoder: encoder E → quantizer Q → decoder D; `forward(x) = D(Q(E(x)))`.
+/// State names as PyTorch's (`encoder.0.weight`, …, `decoder.4.bias`).
+public final class CDCAutoencoder: Module {
+    public let encoder: Sequential
+    public let quantizer: Quantizer
+    public let decoder: Sequential
+
+    public init(encoder: Sequential, decoder: Sequential, mask: Int) {
+        self.encoder = encoder
+        self.quantizer = Quantizer(mask: mask)
+        self.decoder = decoder
+    }
+
+    public override func forward(_ x: Tensor) -> Tensor { decoder(quantizer(encoder(x))) }
+
+    /// Edge side at inference: data → integer symbols (K × H/4 × W/4 per image).
+    public func encode(_ x: Tensor) -> (symbols: [Int8], shape: [Int]) {
+        Autograd.noGrad {
+            let z = encoder(x)
+            return (quantizer.symbols(z), z.shape)
+        }
+    }
+
+    /// Cloud side: symbols → restored data.
+    public func decode(_ symbols: [Int8], shape: [Int]) -> Tensor {
+        Autograd.noGrad { decoder(quantizer.restore(symbols, shape: shape)) }
+    }
+}
+
+/// LeakyReLU with the spec's slope 0.2.
+func lrelu() -> LeakyReLU { LeakyReLU(0.2) }
+
+extension CDCAutoencoder {
+    /// `cdc-ae`: C×H×W → K×H/4×W/4 latent → C×H×W.
+    public static func image(channels: Int = 1, mask: Int = 4, latentChannels k: Int = 16) -> CDCAutoencoder {
+        CDCAutoencoder(
+            encoder: Sequential(Conv2d(channels, 32, kernelSize: 5, stride: 2, padding: 2), lrelu(),
+                                Conv2d(32, 64, kernelSize: 5, stride: 2, padding: 2), lrelu(),
+                                Conv2d(64, k, kernelSize: 3, stride: 1, padding: 1), Tanh()),
+            decoder: Sequential(ConvTranspose2d(k, 64, kernelSize: 3, stride: 1, padding: 1), lrelu(),
+                                ConvTranspose2d(64, 32, kernelSize: 4, stride: 2, padding: 1), lrelu(),
+                                ConvTranspose2d(32, channels, kernelSize: 4, stride: 2, padding: 1)),
+            mask: mask)
+    }
+
+    /// `cdc-ae-1d`: 1×L → K×L/16 latent → 1×L.
+    public static func audio(mask: Int = 4, latentChannels k: Int = 16) -> CDCAutoencoder {
+        CDCAutoencoder(
+            encoder: Sequential(Conv1d(1, 32, kernelSize: 9, stride: 4, padding: 4), lrelu(),
+                                Conv1d(32, 64, kernelSize: 9, stride: 4, padding: 4), lrelu(),
+                                Conv1d(64, k, kernelSize: 3, stride: 1, padding: 1), Tanh()),
+            decoder: Sequential(ConvTranspose1d(k, 64, kernelSize: 3, stride: 1, padding: 1), lrelu(),
+                                ConvTranspose1d(64, 32, kernelSize: 8, stride: 4, padding: 2), lrelu(),
+                                ConvTranspose1d(32, 1, kernelSize: 8, stride: 4, padding: 2)),
+            mask: mask)
+    }
+}
+
+/// The elementary classifiers of the edge.
+public enum ElementaryClassifier {
+    /// `cdc-ec`: two conv+pool stages and a two-layer MLP (state names `0.weight` … `9.bias`).
+    public static func image(channels: Int = 1, height: Int = 28, width: Int = 28, classes: Int = 10) -> Sequential {
+        Sequential(Conv2d(channels, 32, kernelSize: 3, padding: 1), ReLU(), MaxPool2d(2),
+                   Conv2d(32, 64, kernelSize: 3, padding: 1), ReLU(), MaxPool2d(2),
+                   Flatten(), Linear(64 * (height / 4) * (width / 4), 128), ReLU(), Linear(128, classes))
+    }
+
+    /// `cdc-ec-1d`: two conv+pool(4) stages, global average pool, linear (`0`, `3`, `8`).
+    public static func audio(classes: Int = 10) -> Sequential {
+        Sequential(Conv1d(1, 16, kernelSize: 9, padding: 4), ReLU(), MaxPool1d(4),
+                   Conv1d(16, 32, kernelSize: 9, padding: 4), ReLU(), MaxPool1d(4),
+                   GlobalAvgPool(), Flatten(), Linear(32, classes))
+    }
+}
