@@ -27,6 +27,10 @@ public final class EdgeTrainer {
     /// Losses and accuracy of one step.
     public struct StepResult: Sendable {
         public var reconstruction: Float, classification: Float, correct: Int, count: Int
+        public init(reconstruction: Float, classification: Float, correct: Int, count: Int) {
+            self.reconstruction = reconstruction; self.classification = classification
+            self.correct = correct; self.count = count
+        }
     }
 
     /// One training step on a batch; returns L_A, L_C and the EC's correct predictions.

@@ -63,3 +63,12 @@ public struct UncheckedSendable<T>: @unchecked Sendable {
     public let value: T
     public init(_ value: T) { self.value = value }
 }
+
+/// Facts about the linked libraries.
+public enum EngineInfo {
+    /// The oneDNN library version, e.g. "2.6.3".
+    public static var onednnVersion: String {
+        guard let v = dnnl_version() else { return "unknown" }
+        return "\(v.pointee.major).\(v.pointee.minor).\(v.pointee.patch)"
+    }
+}

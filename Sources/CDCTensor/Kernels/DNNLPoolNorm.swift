@@ -133,7 +133,7 @@ enum DNNLBatchNorm {
 
     /// Backward of training-mode batch norm: input, scale and shift gradients.
     static func backward(x: Storage, shape: [Int], dataDesc: dnnl_memory_desc_t, gradOutput gy: Tensor, scale: Tensor,
-                         mean: Storage, variance: Storage, workspace: Storage?, epsilon: Float, fuseReLU: Bool)
+                         shift: Tensor, mean: Storage, variance: Storage, workspace: Storage?, epsilon: Float, fuseReLU: Bool)
         -> (Tensor, Tensor, Tensor) {
         let fwd = forwardPrimitive(dataDesc: dataDesc, epsilon: epsilon, training: true, fuseReLU: fuseReLU)
         let key = PrimitiveKey(op: "bn_bwd", ints: [Int(epsilon.bitPattern), fuseReLU ? 1 : 0], descs: [DNNL.keyBytes(dataDesc)])
@@ -155,6 +155,7 @@ enum DNNLBatchNorm {
             (Arg.src, UnsafeMutableRawPointer(x.pointer), dataDesc),
             (Arg.diffDst, UnsafeMutableRawPointer(dy.pointer), ddstMD),
             (Arg.scale, UnsafeMutableRawPointer(scale.plain.pointer), cMD),
+            (Arg.shift, UnsafeMutableRawPointer(shift.plain.pointer), cMD),
             (Arg.mean, UnsafeMutableRawPointer(mean.pointer), cMD),
             (Arg.variance, UnsafeMutableRawPointer(variance.pointer), cMD),
             (Arg.diffSrc, UnsafeMutableRawPointer(dx.pointer), dsrcMD),

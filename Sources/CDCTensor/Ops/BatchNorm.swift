@@ -66,7 +66,7 @@ extension Tensor {
             switch Engine.backend {
             case .onednn:
                 let (ws, src, desc) = saved!
-                let (gx, gs, gb) = DNNLBatchNorm.backward(x: src, shape: x.shape, dataDesc: desc, gradOutput: gOut, scale: scale,
+                let (gx, gs, gb) = DNNLBatchNorm.backward(x: src, shape: x.shape, dataDesc: desc, gradOutput: gOut, scale: scale, shift: shift,
                                                           mean: mean, variance: variance, workspace: ws, epsilon: epsilon,
                                                           fuseReLU: fuseReLU)
                 return [gx, gs, gb]

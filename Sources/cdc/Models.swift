@@ -1,0 +1,57 @@
+import ArgumentParser
+import CDCModels
+import CDCNN
+import CDCTensor
+import Foundation
+
+/// `cdc models` and `cdc models export`.
+struct Models: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the reference models with parameter counts and forward FLOPs per sample.",
+        subcommands: [List.self, Export.self], defaultSubcommand: List.self)
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the reference models (default).")
+        @Flag(help: "Print JSON instead of a table.") var json = false
+
+        func run() throws {
+            let summaries = ReferenceModel.allCases.map { $0.summary() }
+            if json {
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try enc.encode(summaries), as: UTF8.self))
+                return
+            }
+            print("model".padding(toLength: 12, withPad: " ", startingAt: 0) + "      params   FLOPs/sample  input")
+            for (m, s) in zip(ReferenceModel.allCases, summaries) {
+                let shape = m.sampleShape().map(String.init).joined(separator: "×")
+                print(m.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)
+                      + String(format: "%12ld %14ld  %@", s.parameters, s.flopsPerSample, shape))
+            }
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a freshly initialised reference model as safetensors (PyTorch state_dict names).")
+        @Argument(help: "Model name (\(ReferenceModel.allCases.map(\.rawValue).joined(separator: ", "))).")
+        var name: String
+        @Option(help: "Output file.") var out: String
+        @Option(help: "Random seed for the initialisation.") var seed: UInt64 = 0
+        @Option(help: "Quantizer mask m for the autoencoders (0…4).") var mask: Int = 4
+        @Option(help: "Number of classes for the classifiers.") var classes: Int = 10
+
+        func run() throws {
+            guard let model = ReferenceModel(rawValue: name) else {
+                throw ValidationError("unknown model '\(name)'; known: \(ReferenceModel.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            guard (0...4).contains(mask) else { throw ValidationError("--mask must be in 0…4") }
+            guard classes >= 2 else { throw ValidationError("--classes must be at least 2") }
+            GlobalRandom.seed(seed)
+            let m = model.make(mask: mask, classes: classes)
+            try Checkpoint.save(m, to: URL(fileURLWithPath: out),
+                                metadata: ["model": name, "seed": "\(seed)", "mask": "\(mask)", "classes": "\(classes)"])
+            print("wrote \(out): \(name), \(m.parameterCount) parameters, seed \(seed)")
+        }
+    }
+}
