@@ -23,7 +23,7 @@ public final class ResNeXtBlock: Module {
         var out = bn1.forward(conv1(x), fuseReLU: true)
         out = bn2.forward(conv2(out), fuseReLU: true)
         out = bn3(conv3(out))
-        return (out + (shortcut?(x) ?? x)).relu()
+        return Tensor.addRelu(out, shortcut?(x) ?? x)
     }
 }
 

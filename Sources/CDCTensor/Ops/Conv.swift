@@ -100,7 +100,7 @@ extension Tensor {
         return y.recording(transposed ? "convTranspose" : "conv", inputs) { [unowned y] gOut in
             var gy = gOut
             if let slope = activation.slope {
-                gy = Tensor.zipGrad(gOut, y) { g, v in v > 0 ? g : g * slope }
+                gy = Tensor.activationBackward(gOut, output: y, slope: slope)
             }
             var gx: Tensor? = nil, gw: Tensor? = nil, gb: Tensor? = nil
             switch Engine.backend {

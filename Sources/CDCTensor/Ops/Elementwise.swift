@@ -3,8 +3,11 @@ extension Tensor {
     // MARK: - Binary kernels
 
     /// Applies `f` elementwise to broadcast `a` and `b` into a new tensor.
-    static func binaryKernel(_ a: Tensor, _ b: Tensor, _ name: String,
+    static func binaryKernel(_ a: Tensor, _ b: Tensor, _ name: String, dnnl: dnnl_alg_kind_t? = nil,
                              _ f: (Float, Float) -> Float) -> Tensor {
+        if let alg = dnnl, a.shape == b.shape, a.count >= DNNLElementwise.threshold, Engine.backend == .onednn {
+            return DNNLElementwise.binary(alg, a, b)
+        }
         // Same blocked layout: operate on the raw buffers and keep the layout.
         if let da = a.blockedDesc, let db = b.blockedDesc, a.shape == b.shape,
            DNNL.sameDesc(da, db), a.storage.count == a.count {
@@ -63,58 +66,92 @@ extension Tensor {
     // MARK: - Binary ops
 
     public static func + (a: Tensor, b: Tensor) -> Tensor {
-        binaryKernel(a, b, "add", +).recording("add", [a, b]) { g in
+        binaryKernel(a, b, "add", dnnl: dnnl_binary_add, +).recording("add", [a, b]) { g in
             [g.sumToShape(a.shape), g.sumToShape(b.shape)]
         }
     }
 
     public static func - (a: Tensor, b: Tensor) -> Tensor {
-        binaryKernel(a, b, "sub", -).recording("sub", [a, b]) { g in
+        binaryKernel(a, b, "sub", dnnl: dnnl_binary_sub, -).recording("sub", [a, b]) { g in
             [g.sumToShape(a.shape), b.requiresGrad ? (-g).sumToShape(b.shape) : nil]
         }
     }
 
     public static func * (a: Tensor, b: Tensor) -> Tensor {
-        binaryKernel(a, b, "mul", *).recording("mul", [a, b]) { g in
+        binaryKernel(a, b, "mul", dnnl: dnnl_binary_mul, *).recording("mul", [a, b]) { g in
             [a.requiresGrad ? (g * b).sumToShape(a.shape) : nil,
              b.requiresGrad ? (g * a).sumToShape(b.shape) : nil]
         }
     }
 
     public static func / (a: Tensor, b: Tensor) -> Tensor {
-        binaryKernel(a, b, "div", /).recording("div", [a, b]) { g in
+        binaryKernel(a, b, "div", dnnl: dnnl_binary_div, /).recording("div", [a, b]) { g in
             [a.requiresGrad ? (g / b).sumToShape(a.shape) : nil,
              b.requiresGrad ? (-(g * a) / (b * b)).sumToShape(b.shape) : nil]
         }
     }
 
-    public static func + (a: Tensor, s: Float) -> Tensor { a.map("addScalar", { $0 + s }) { g, _, _ in g } }
+    public static func + (a: Tensor, s: Float) -> Tensor {
+        a.map("addScalar", { $0 + s }, forward: .init(alg: dnnl_eltwise_linear, alpha: 1, beta: s)) { g, _, _ in g }
+    }
     public static func - (a: Tensor, s: Float) -> Tensor { a + (-s) }
     public static func * (a: Tensor, s: Float) -> Tensor {
-        a.map("mulScalar", { $0 * s }) { g, _, _ in g * s }
+        a.map("mulScalar", { $0 * s }, forward: .init(alg: dnnl_eltwise_linear, alpha: s)) { g, _, _ in g * s }
     }
     public static func / (a: Tensor, s: Float) -> Tensor { a * (1 / s) }
     public static func + (s: Float, a: Tensor) -> Tensor { a + s }
     public static func * (s: Float, a: Tensor) -> Tensor { a * s }
     public static func - (s: Float, a: Tensor) -> Tensor { (-a) + s }
-    public static prefix func - (a: Tensor) -> Tensor { a.map("neg", { -$0 }) { g, _, _ in -g } }
+    public static prefix func - (a: Tensor) -> Tensor {
+        a.map("neg", { -$0 }, forward: .init(alg: dnnl_eltwise_linear, alpha: -1)) { g, _, _ in -g }
+    }
+
+    /// relu(a + b) in one pass (a residual connection's join).
+    public static func addRelu(_ a: Tensor, _ b: Tensor) -> Tensor {
+        guard a.shape == b.shape, a.count >= DNNLElementwise.threshold, Engine.backend == .onednn else { return (a + b).relu() }
+        let out = DNNLElementwise.binary(dnnl_binary_add, a, b, relu: true)
+        return out.recording("addRelu", [a, b]) { [unowned out] g in
+            let gx = DNNLElementwise.backward(.init(alg: dnnl_eltwise_relu_use_dst_for_bwd), data: out, gradOutput: g)
+            return [gx, gx]
+        }
+    }
+
+    /// The gradient through a ReLU/LeakyReLU (`slope`) from its output `y`.
+    static func activationBackward(_ g: Tensor, output y: Tensor, slope: Float) -> Tensor {
+        if g.count >= DNNLElementwise.threshold && Engine.backend == .onednn {
+            return DNNLElementwise.backward(.init(alg: dnnl_eltwise_relu_use_dst_for_bwd, alpha: slope), data: y, gradOutput: g)
+        }
+        return zipGrad(g, y) { g, v in v > 0 ? g : g * slope }
+    }
 
     // MARK: - Unary ops
 
     /// Applies `f` to every element (layout kept); `derivative(gradOut, input, output)` gives
-    /// the input gradient.
-    func map(_ name: String, _ f: (Float) -> Float,
+    /// the input gradient. Large tensors run `forward` / `backward` on oneDNN when given
+    /// (`backwardUsesOutput`: the backward algorithm reads the output instead of the input).
+    func map(_ name: String, _ f: (Float) -> Float, forward: DNNLElementwise.Function? = nil,
+             backward: DNNLElementwise.Function? = nil, backwardUsesOutput: Bool = false,
              derivative: @escaping (Tensor, Tensor, Tensor) -> Tensor) -> Tensor {
+        let useDNNL = count >= DNNLElementwise.threshold && Engine.backend == .onednn
         let out: Tensor
-        if let d = blockedDesc, storage.count == count {
-            out = Tensor(shape: shape, blockedStorage: Storage(count: count), desc: d)
+        if useDNNL, let fwd = forward {
+            out = DNNLElementwise.forward(fwd, self)
         } else {
-            out = Tensor.empty(shape)
+            if let d = blockedDesc, storage.count == count {
+                out = Tensor(shape: shape, blockedStorage: Storage(count: count), desc: d)
+            } else {
+                out = Tensor.empty(shape)
+            }
+            let pi = (blockedDesc != nil && storage.count == count) ? storage.pointer : plain.pointer
+            let po = out.storage.pointer
+            Engine.parallelFor(count) { r in for i in r { po[i] = f(pi[i]) } }
         }
-        let pi = (blockedDesc != nil && storage.count == count) ? storage.pointer : plain.pointer
-        let po = out.storage.pointer
-        Engine.parallelFor(count) { r in for i in r { po[i] = f(pi[i]) } }
-        return out.recording(name, [self]) { [unowned out] g in [derivative(g, self, out)] }
+        return out.recording(name, [self]) { [unowned out] g in
+            if let bwd = backward, g.count >= DNNLElementwise.threshold, Engine.backend == .onednn {
+                return [DNNLElementwise.backward(bwd, data: backwardUsesOutput ? out : self, gradOutput: g)]
+            }
+            return [derivative(g, self, out)]
+        }
     }
 
     /// Elementwise combination of the gradient with a saved tensor, for activation backward.
@@ -123,7 +160,8 @@ extension Tensor {
     }
 
     public func exp() -> Tensor {
-        map("exp", { Foundation.exp($0) }) { g, _, y in g * y }
+        map("exp", { Foundation.exp($0) }, forward: .init(alg: dnnl_eltwise_exp),
+            backward: .init(alg: dnnl_eltwise_exp_use_dst_for_bwd), backwardUsesOutput: true) { g, _, y in g * y }
     }
     public func log() -> Tensor {
         map("log", { Foundation.log($0) }) { g, x, _ in g / x }
@@ -135,19 +173,23 @@ extension Tensor {
 
     /// max(x, 0).
     public func relu() -> Tensor {
-        map("relu", { $0 > 0 ? $0 : 0 }) { g, _, y in Tensor.zipGrad(g, y) { g, y in y > 0 ? g : 0 } }
+        map("relu", { $0 > 0 ? $0 : 0 }, forward: .init(alg: dnnl_eltwise_relu),
+            backward: .init(alg: dnnl_eltwise_relu_use_dst_for_bwd), backwardUsesOutput: true) { g, _, y in Tensor.zipGrad(g, y) { g, y in y > 0 ? g : 0 } }
     }
     /// x for x > 0, slope·x otherwise.
     public func leakyRelu(_ slope: Float = 0.01) -> Tensor {
-        map("leakyRelu", { $0 > 0 ? $0 : $0 * slope }) { g, x, _ in
+        map("leakyRelu", { $0 > 0 ? $0 : $0 * slope }, forward: .init(alg: dnnl_eltwise_relu, alpha: slope),
+            backward: .init(alg: dnnl_eltwise_relu, alpha: slope)) { g, x, _ in
             Tensor.zipGrad(g, x) { g, x in x > 0 ? g : g * slope }
         }
     }
     public func tanh() -> Tensor {
-        map("tanh", { Foundation.tanh($0) }) { g, _, y in Tensor.zipGrad(g, y) { g, y in g * (1 - y * y) } }
+        map("tanh", { Foundation.tanh($0) }, forward: .init(alg: dnnl_eltwise_tanh),
+            backward: .init(alg: dnnl_eltwise_tanh_use_dst_for_bwd), backwardUsesOutput: true) { g, _, y in Tensor.zipGrad(g, y) { g, y in g * (1 - y * y) } }
     }
     public func sigmoid() -> Tensor {
-        map("sigmoid", { 1 / (1 + Foundation.exp(-$0)) }) { g, _, y in
+        map("sigmoid", { 1 / (1 + Foundation.exp(-$0)) }, forward: .init(alg: dnnl_eltwise_logistic),
+            backward: .init(alg: dnnl_eltwise_logistic_use_dst_for_bwd), backwardUsesOutput: true) { g, _, y in
             Tensor.zipGrad(g, y) { g, y in g * y * (1 - y) }
         }
     }
@@ -159,4 +201,5 @@ extension Tensor {
     }
 }
 
+import CDNNL
 import Foundation
