@@ -12,19 +12,24 @@ struct Profile: ParsableCommand {
     func run() throws {
         func time(_ name: String, _ body: () -> Void) {
             body(); body()
-            let t0 = Date()
-            for _ in 0..<repeats { body() }
-            print(String(format: "%-40@ %8.3f ms", name as NSString, Date().timeIntervalSince(t0) * 1000 / Double(repeats)))
+            var ts: [Double] = []
+            for _ in 0..<repeats { let t0 = Date(); body(); ts.append(Date().timeIntervalSince(t0) * 1000) }
+            ts.sort()
+            print(String(format: "%-34@ median %8.3f ms  min %8.3f", name as NSString, ts[ts.count / 2], ts[0]))
         }
         GlobalRandom.seed(0)
-        let d2 = ConvTranspose2d(64, 32, kernelSize: 4, stride: 2, padding: 1)
-        let x = Tensor.rand([128, 64, 7, 7], seed: 1)
-        time("deconv 64->32 s2 fwd") { _ = Autograd.noGrad { d2(x) } }
-        let c2 = Conv2d(32, 64, kernelSize: 5, stride: 2, padding: 2)
-        let x2 = Tensor.rand([128, 32, 14, 14], seed: 1)
-        time("conv 32->64 k5 s2 fwd") { _ = Autograd.noGrad { c2(x2) } }
-        let big = Tensor.rand([128, 256, 28, 28], seed: 2)
-        time("relu 25M") { _ = Autograd.noGrad { big.relu() } }
-        time("add 25M") { _ = Autograd.noGrad { big + big } }
+        func fb(_ name: String, _ m: Module, _ shape: [Int]) {
+            let x = Tensor.rand(shape, seed: 1)
+            x.requiresGrad = true
+            time(name + " fwd") { _ = Autograd.noGrad { m(x) } }
+            time(name + " fwd+bwd") { m(x).sum().backward() }
+        }
+        fb("deconv 16->64 s1", ConvTranspose2d(16, 64, kernelSize: 3, padding: 1), [128, 16, 7, 7])
+        fb("deconv 64->32 s2", ConvTranspose2d(64, 32, kernelSize: 4, stride: 2, padding: 1), [128, 64, 7, 7])
+        fb("deconv 32->1 s2", ConvTranspose2d(32, 1, kernelSize: 4, stride: 2, padding: 1), [128, 32, 14, 14])
+        fb("conv 1->32 k3", Conv2d(1, 32, kernelSize: 3, padding: 1), [128, 1, 28, 28])
+        fb("conv 1->32 k5 s2", Conv2d(1, 32, kernelSize: 5, stride: 2, padding: 2), [128, 1, 28, 28])
+        fb("grouped conv g8 32", Conv2d(32, 32, kernelSize: 3, padding: 1, groups: 8, bias: false), [128, 32, 28, 28])
+        fb("bn 32x28x28", BatchNorm2d(32), [128, 32, 28, 28])
     }
 }

@@ -99,6 +99,10 @@ struct ElementwiseGradientTests {
         checkGradients("relu", backend: backend, [x]) { $0[0].relu() }
         checkGradients("leakyRelu(0.2)", backend: backend, [x]) { $0[0].leakyRelu(0.2) }
         checkGradients("leakyRelu(default)", backend: backend, [x]) { $0[0].leakyRelu() }
+        // relu(a + b) fused: a away from 0 by 0.2, |b| < 0.05, so a + b stays 0.15 from the kink.
+        let b = TestData.uniform([2, 3, 4], seed: 17, low: -0.05, high: 0.05)
+        let a = TestData.awayFrom([0], [2, 3, 4], seed: 18, margin: 0.2)
+        checkGradients("addRelu", backend: backend, [a, b]) { Tensor.addRelu($0[0], $0[1]) }
         let c = TestData.awayFrom([-0.5, 0.7], [2, 3, 4], seed: 16, margin: 0.05)
         checkGradients("clamp(-0.5, 0.7)", backend: backend, [c]) { $0[0].clamp(-0.5, 0.7) }
         // Some elements are clamped on each side, some pass through.
@@ -409,8 +413,7 @@ func bnInputs(_ shape: [Int], seed: UInt64, avoidKinkMargin: Float? = nil) -> [T
     fatalError("no seed keeps batch norm of \(shape) away from the ReLU kink")
 }
 
-/// Gradient check of training-mode batch norm on `backend` (a plain function so that an exit
-/// test can run it in a child process).
+/// Gradient check of training-mode batch norm on `backend`.
 func batchNormTrainingGradientCheck(_ backend: KernelBackend, shape: [Int], fuseReLU: Bool) {
     let inputs = fuseReLU ? bnInputs(shape, seed: 60, avoidKinkMargin: 0.06) : bnInputs(shape, seed: 50)
     checkGradients("batchNorm train fuseReLU=\(fuseReLU) \(shape)", backend: backend, inputs, eps: 3e-3) {
@@ -420,22 +423,10 @@ func batchNormTrainingGradientCheck(_ backend: KernelBackend, shape: [Int], fuse
 
 @Suite("Gradient checks: batch norm")
 struct BatchNormGradientTests {
-    static let trainingShapes: [[Int]] = [[6, 3], [3, 2, 5], [2, 3, 3, 2], [2, 2, 2, 3]]
-
-    @Test(arguments: trainingShapes)
-    func trainingReference(shape: [Int]) {
-        batchNormTrainingGradientCheck(.reference, shape: shape, fuseReLU: false)
-        batchNormTrainingGradientCheck(.reference, shape: shape, fuseReLU: true)
-    }
-
-    /// Runs in a child process: oneDNN's training-mode batch-norm backward stops the process
-    /// (see BatchNormBugTests); a crash then fails this test instead of the whole run.
-    @Test(arguments: trainingShapes)
-    func trainingOneDNN(shape: [Int]) async {
-        await #expect(processExitsWith: .success) { [shape] in
-            batchNormTrainingGradientCheck(.onednn, shape: shape, fuseReLU: false)
-            batchNormTrainingGradientCheck(.onednn, shape: shape, fuseReLU: true)
-        }
+    @Test(arguments: allBackends, [[6, 3], [3, 2, 5], [2, 3, 3, 2], [2, 2, 2, 3]])
+    func training(backend: KernelBackend, shape: [Int]) {
+        batchNormTrainingGradientCheck(backend, shape: shape, fuseReLU: false)
+        batchNormTrainingGradientCheck(backend, shape: shape, fuseReLU: true)
     }
 
     @Test(arguments: allBackends, [false, true])
@@ -505,27 +496,101 @@ struct LossGradientTests {
 
     @Test(arguments: allBackends)
     func dropoutGradientIsMask(backend: KernelBackend) {
-        Engine.withBackend(backend) {
-            let p: Float = 0.4
-            let x = TestData.leaf(TestData.normal([6, 7], seed: 88))
+        let p: Float = 0.4
+        var g2 = SeededGenerator(seed: 123)
+        let x0 = TestData.normal([6, 7], seed: 88), seed = TestData.normal([6, 7], seed: 89)
+        let mask = (0..<x0.count).map { _ in g2.nextUniform() < p ? Float(0) : 1 / (1 - p) }
+        #expect(mask.contains(0) && mask.contains(1 / (1 - p)))
+        let r = onBackend(backend) {
+            let x = TestData.leaf(x0)
             var g = SeededGenerator(seed: 123)
             let y = x.dropout(p, training: true, generator: &g)
-            var g2 = SeededGenerator(seed: 123)
-            let mask = (0..<x.count).map { _ in g2.nextUniform() < p ? Float(0) : 1 / (1 - p) }
-            #expect(mask.contains(0) && mask.contains(1 / (1 - p)))
-            let seed = TestData.normal([6, 7], seed: 89)
             y.backward(seed)
-            expectValues(x.grad!, zip(mask, seed.values).map(*), atol: 1e-6, "dropout grad = mask ⊙ seed")
-            expectValues(y, zip(mask, x.values).map(*), atol: 1e-6, "dropout forward = mask ⊙ x")
+            let seeded = x.grad!.values
             // Same generator state again: the same mask.
             x.grad = nil
             var g3 = SeededGenerator(seed: 123)
             x.dropout(p, training: true, generator: &g3).sum().backward()
-            expectValues(x.grad!, mask, atol: 1e-6, "dropout grad = mask")
             // Eval mode and p = 0 are the identity.
             var g4 = SeededGenerator(seed: 1)
-            expectValues(x.dropout(p, training: false, generator: &g4), x.values, atol: 0)
-            expectValues(x.dropout(0, training: true, generator: &g4), x.values, atol: 0)
+            let eval = x.dropout(p, training: false, generator: &g4).values
+            let p0 = x.dropout(0, training: true, generator: &g4).values
+            return (y.values, seeded, x.grad!.values, eval, p0)
+        }
+        expectValues(r.0, zip(mask, x0.values).map(*), atol: 1e-6, "dropout forward = mask ⊙ x")
+        expectValues(r.1, zip(mask, seed.values).map(*), atol: 1e-6, "dropout grad = mask ⊙ seed")
+        expectValues(r.2, mask, atol: 1e-6, "dropout grad = mask")
+        expectValues(r.3, x0.values, atol: 0, "dropout in eval mode")
+        expectValues(r.4, x0.values, atol: 0, "dropout with p = 0")
+    }
+}
+
+// MARK: - The checker itself
+
+/// The gradient checker must reject a backward that is off by a factor of 2, has the wrong
+/// sign, or routes gradients to the wrong elements — otherwise the checks above prove nothing.
+@Suite("Gradient checker self-test")
+struct GradientCheckerSelfTests {
+    /// `y = 3x` with a hand-written backward.
+    static func scaled(_ x: Tensor, backward: @escaping (Tensor) -> Tensor) -> Tensor {
+        Autograd.noGrad { x * 3 }.recording("custom", [x]) { g in [backward(g)] }
+    }
+
+    @Test(arguments: allBackends)
+    func correctBackwardPasses(backend: KernelBackend) {
+        let x = TestData.normal([3, 4], seed: 90)
+        checkGradients("correct", backend: backend, [x]) { Self.scaled($0[0]) { $0 * 3 } }
+    }
+
+    @Test(arguments: allBackends)
+    func wrongScaleFails(backend: KernelBackend) {
+        let x = TestData.normal([3, 4], seed: 91)
+        withKnownIssue("a factor of 2 must be caught") {
+            checkGradients("factor 2", backend: backend, [x]) { Self.scaled($0[0]) { $0 * 6 } }
+        }
+        withKnownIssue("a 1% scale error must be caught") {
+            checkGradients("factor 1.03", backend: backend, [x]) { Self.scaled($0[0]) { $0 * 3.09 } }
+        }
+    }
+
+    @Test(arguments: allBackends)
+    func wrongSignFails(backend: KernelBackend) {
+        let x = TestData.normal([3, 4], seed: 92)
+        withKnownIssue("a flipped sign must be caught") {
+            checkGradients("sign", backend: backend, [x]) { Self.scaled($0[0]) { $0 * -3 } }
+        }
+    }
+
+    @Test(arguments: allBackends)
+    func wrongIndexFails(backend: KernelBackend) {
+        let x = TestData.normal([3, 4], seed: 93)
+        // The forward transposes; a backward that only reshapes keeps the shape but not the order.
+        withKnownIssue("a transposed index must be caught") {
+            checkGradients("transposed index", backend: backend, [x]) {
+                let xt = $0[0]
+                return Autograd.noGrad { xt.transposed() }.recording("badTranspose", [xt]) { g in [g.reshape([3, 4])] }
+            }
+        }
+        // One element's gradient goes to its neighbour.
+        withKnownIssue("a shifted index must be caught") {
+            checkGradients("shifted index", backend: backend, [x]) { t in
+                Self.scaled(t[0]) { g in
+                    var v = g.values
+                    v.swapAt(4, 5)
+                    return Tensor(v, shape: g.shape) * 3
+                }
+            }
+        }
+    }
+
+    @Test(arguments: allBackends)
+    func missingGradientFails(backend: KernelBackend) {
+        let a = TestData.normal([3], seed: 94), b = TestData.normal([3], seed: 95)
+        withKnownIssue("an input left without gradient must be caught") {
+            checkGradients("dropped input", backend: backend, [a, b]) {
+                let (p, q) = ($0[0], $0[1])
+                return Autograd.noGrad { p * q }.recording("dropsB", [p, q]) { g in [g * q, nil] }
+            }
         }
     }
 }

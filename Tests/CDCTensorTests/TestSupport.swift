@@ -2,11 +2,84 @@ import Foundation
 import Testing
 @testable import CDCTensor
 
+// MARK: - Where the engine runs
+
+/// One dedicated thread on which the tests run all their oneDNN work, one job at a time.
+///
+/// The engine caches oneDNN primitives process-wide, but Debian's oneDNN 2.6 gives each primitive
+/// the *executing thread's* global scratchpad, sized by the primitives *created on that thread*:
+/// running a cached primitive on another thread reads a missing or too small scratchpad (null
+/// dereference or silent corruption; see `EngineThreadingTests`). Swift Testing runs tests in
+/// parallel on a thread pool, so without this the oneDNN checks fail at random. The threading
+/// bug itself is covered by `EngineThreadingTests`, which deliberately do not use this thread.
+final class EngineThread: @unchecked Sendable {
+    static let shared = EngineThread()
+    private let condition = NSCondition()
+    private let callers = NSLock()
+    private var job: (() -> Void)?
+    private var finished = false
+
+    private init() {
+        let thread = Thread { [unowned self] in self.loop() }
+        thread.name = "cdc-tests-engine"
+        thread.stackSize = 16 << 20
+        thread.start()
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while job == nil { condition.wait() }
+            var work = job
+            job = nil
+            condition.unlock()
+            work!()
+            work = nil      // release the caller's closure before the caller returns
+            condition.lock()
+            finished = true
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+
+    /// Runs `body` on the engine thread and returns its result (callers are served one at a time).
+    func run<R>(_ body: () -> R) -> R {
+        callers.lock(); defer { callers.unlock() }
+        var result: R?
+        withoutActuallyEscaping(body) { body in
+            condition.lock()
+            finished = false
+            job = { result = body() }
+            condition.broadcast()
+            while !finished { condition.wait() }
+            condition.unlock()
+        }
+        return result!
+    }
+}
+
+/// Runs `body` with `backend` in effect: oneDNN work on the engine thread, reference work in place.
+/// Keep `#expect` out of `body` (issues are attributed through task-locals the engine thread lacks):
+/// return values and check them afterwards.
+func onBackend<R>(_ backend: KernelBackend, _ body: () -> R) -> R {
+    switch backend {
+    case .onednn: return EngineThread.shared.run { Engine.withBackend(.onednn, body) }
+    case .reference: return Engine.withBackend(.reference, body)
+    }
+}
+
+/// Both kernel backends, for `@Test(arguments:)`.
+let allBackends: [KernelBackend] = [.onednn, .reference]
+
+extension KernelBackend: CustomTestStringConvertible {
+    public var testDescription: String { rawValue }
+}
+
 // MARK: - Test data
 
 /// Helpers that make small, deterministic test tensors.
 enum TestData {
-    /// Standard normal values (row-major, plain), optionally scaled and shifted.
+    /// Normal values (row-major, plain).
     static func normal(_ shape: [Int], seed: UInt64, std: Float = 1, mean: Float = 0) -> Tensor {
         var g = SeededGenerator(seed: seed)
         return Tensor.normal(shape, mean: mean, std: std, generator: &g)
@@ -31,8 +104,8 @@ enum TestData {
         return t
     }
 
-    /// Distinct values spaced `spacing` apart in a random order (no ties for max pooling:
-    /// every pair differs by at least `spacing`), centred on zero.
+    /// Distinct values `spacing` apart in a random order, centred on zero: no ties for max
+    /// pooling, and a finite-difference step below `spacing / 2` never changes a window's maximum.
     static func distinct(_ shape: [Int], seed: UInt64, spacing: Float = 0.1) -> Tensor {
         let n = shape.reduce(1, *)
         var g = SeededGenerator(seed: seed)
@@ -40,7 +113,7 @@ enum TestData {
         return Tensor(order.map { (Float($0) - Float(n) / 2) * spacing }, shape: shape)
     }
 
-    /// A fresh leaf copy (plain, no history) with `requiresGrad` set.
+    /// A fresh plain leaf with the same values (no history), with `requiresGrad` set.
     static func leaf(_ t: Tensor, requiresGrad: Bool = true) -> Tensor {
         Tensor(t.values, shape: t.shape, requiresGrad: requiresGrad)
     }
@@ -59,13 +132,13 @@ func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
 /// max |a|.
 func maxAbs(_ a: [Float]) -> Float { a.reduce(0) { max($0, abs($1)) } }
 
-/// max |a − b| / max |b| (the scale-free error the kernel sweeps use); a tiny floor keeps
-/// all-zero references meaningful.
+/// max |a − b| / max |b|: the scale-free error of the backend comparisons (NaN counts as ∞).
 func relativeError(_ a: [Float], _ b: [Float]) -> Float {
-    maxAbsDiff(a, b) / max(maxAbs(b), 1e-6)
+    if a.contains(where: { $0.isNaN }) || b.contains(where: { $0.isNaN }) { return .infinity }
+    return maxAbsDiff(a, b) / max(maxAbs(b), 1e-6)
 }
 
-/// Expects two value arrays to agree to `tolerance` relative to the largest reference value.
+/// Expects `actual` to agree with `expected` to `tolerance` relative to the largest expected value.
 func expectClose(_ actual: [Float], _ expected: [Float], tolerance: Float = 1e-4, _ what: @autoclosure () -> String = "",
                  sourceLocation: SourceLocation = #_sourceLocation) {
     guard actual.count == expected.count else {
@@ -76,18 +149,23 @@ func expectClose(_ actual: [Float], _ expected: [Float], tolerance: Float = 1e-4
     #expect(err <= tolerance, "\(what()): relative error \(err) > \(tolerance)", sourceLocation: sourceLocation)
 }
 
-/// Expects exact-ish agreement element by element (absolute tolerance).
+/// Expects element-by-element agreement to an absolute tolerance.
+func expectValues(_ actual: [Float], _ expected: [Float], atol: Float = 1e-5, _ what: @autoclosure () -> String = "",
+                  sourceLocation: SourceLocation = #_sourceLocation) {
+    guard actual.count == expected.count else {
+        Issue.record("\(what()): \(actual.count) values, expected \(expected.count)", sourceLocation: sourceLocation)
+        return
+    }
+    let err = maxAbsDiff(actual, expected)
+    #expect(err <= atol, "\(what()): max abs error \(err); got \(actual.prefix(12)) expected \(expected.prefix(12))",
+            sourceLocation: sourceLocation)
+}
+
+/// Same, for a tensor (also checks the shape when given).
 func expectValues(_ actual: Tensor, _ expected: [Float], shape: [Int]? = nil, atol: Float = 1e-5,
                   _ what: @autoclosure () -> String = "", sourceLocation: SourceLocation = #_sourceLocation) {
     if let shape { #expect(actual.shape == shape, "\(what()): shape", sourceLocation: sourceLocation) }
-    let v = actual.values
-    guard v.count == expected.count else {
-        Issue.record("\(what()): \(v.count) values, expected \(expected.count)", sourceLocation: sourceLocation)
-        return
-    }
-    let err = maxAbsDiff(v, expected)
-    #expect(err <= atol, "\(what()): max abs error \(err); got \(v.prefix(12)) expected \(expected.prefix(12))",
-            sourceLocation: sourceLocation)
+    expectValues(actual.values, expected, atol: atol, what(), sourceLocation: sourceLocation)
 }
 
 // MARK: - Finite-difference gradient checker
@@ -95,47 +173,79 @@ func expectValues(_ actual: Tensor, _ expected: [Float], shape: [Int]? = nil, at
 /// Compares autograd's gradients of `f` with central differences.
 ///
 /// The scalar that is differentiated is `Σ f(x) ⊙ W` with fixed random weights `W`, so that every
-/// output element matters with a different weight (a wrong index, sign or scale in any part of
-/// the backward changes the result). The numerical side evaluates `f` under `noGrad`, accumulates
-/// the weighted sum in `Double`, and divides by the step actually taken in float32.
+/// output element matters with a different weight (a wrong index, sign or scale anywhere in the
+/// backward changes the result). The numerical side evaluates `f` under `noGrad`, accumulates the
+/// weighted sum in `Double`, and divides by the step actually taken in float32.
 ///
 /// The check is per element: `|analytic − numeric| ≤ atol · max|numeric| + rtol · |numeric|`, so
-/// a factor of 2, a flipped sign or a transposed index fails, while float32 round-off passes.
+/// a factor of 2, a flipped sign or a transposed index fails while float32 round-off passes.
 struct GradientChecker {
     var backend: KernelBackend
     var eps: Float = 1e-2
     var rtol: Float = 1e-2
     var atol: Float = 5e-3
-    /// Which inputs to check (default all).
+    /// Which inputs to check (default all); the others are constants.
     var wrt: [Int]? = nil
     /// Require each checked numerical gradient to be nonzero (guards against vacuous checks).
     var expectNonzero = true
     var weightSeed: UInt64 = 0xC0FFEE
 
-    init(backend: KernelBackend, eps: Float = 1e-2, rtol: Float = 1e-2, atol: Float = 5e-3, wrt: [Int]? = nil,
-         expectNonzero: Bool = true) {
-        self.backend = backend; self.eps = eps; self.rtol = rtol; self.atol = atol; self.wrt = wrt
-        self.expectNonzero = expectNonzero
-    }
-
     /// Result of one input's comparison.
     struct Report {
         var input: Int
-        var analytic: [Float]
+        var shape: [Int]
+        var analytic: [Float]?
+        var gradShape: [Int]?
         var numeric: [Float]
-        var worst: Float   // largest |a − n| / tolerance (≤ 1 passes)
-        var worstIndex: Int
+        var worst: Float = 0       // largest |a − n| / tolerance (≤ 1 passes)
+        var worstIndex = 0
     }
 
-    /// Runs the check; records issues at the caller's location and returns per-input reports.
+    /// Runs `f` and the finite differences on `backend` (oneDNN on the engine thread), then
+    /// records issues at the caller's location.
     @discardableResult
     func check(_ label: String, _ inputs: [Tensor], sourceLocation: SourceLocation = #_sourceLocation,
                _ f: ([Tensor]) -> Tensor) -> [Report] {
-        Engine.withBackend(backend) { run(label, inputs, sourceLocation, f) }
+        let name = "\(label) [\(backend)]"
+        let computed: (outputRequiresGrad: Bool, reports: [Report]) = onBackend(backend) { compute(inputs, f) }
+        guard computed.outputRequiresGrad else {
+            Issue.record("\(name): output does not require grad", sourceLocation: sourceLocation)
+            return []
+        }
+        var reports: [Report] = []
+        for var r in computed.reports {
+            guard let analytic = r.analytic else {
+                Issue.record("\(name): input \(r.input) got no gradient", sourceLocation: sourceLocation)
+                continue
+            }
+            guard r.gradShape == r.shape else {
+                Issue.record("\(name): input \(r.input) has gradient of shape \(r.gradShape ?? []), expected \(r.shape)",
+                             sourceLocation: sourceLocation)
+                continue
+            }
+            let numeric = r.numeric
+            let scale = maxAbs(numeric)
+            for i in numeric.indices {
+                let tol = atol * max(scale, 1e-3) + rtol * abs(numeric[i])
+                let q = abs(analytic[i] - numeric[i]) / tol
+                if !(q <= r.worst) { r.worst = q.isNaN ? .infinity : q; r.worstIndex = i }
+            }
+            if expectNonzero {
+                #expect(scale > 1e-4, "\(name): numerical gradient of input \(r.input) is zero; the check would be vacuous",
+                        sourceLocation: sourceLocation)
+            }
+            let i = r.worstIndex
+            #expect(r.worst <= 1, """
+                \(name): gradient of input \(r.input) (shape \(r.shape)) mismatch at element \(i): \
+                analytic \(analytic[i]) vs numeric \(numeric[i]) (largest \(scale)); \
+                analytic \(analytic.prefix(8)), numeric \(numeric.prefix(8))
+                """, sourceLocation: sourceLocation)
+            reports.append(r)
+        }
+        return reports
     }
 
-    private func run(_ label: String, _ inputs: [Tensor], _ loc: SourceLocation, _ f: ([Tensor]) -> Tensor) -> [Report] {
-        let name = "\(label) [\(backend)]"
+    private func compute(_ inputs: [Tensor], _ f: ([Tensor]) -> Tensor) -> (Bool, [Report]) {
         let checked = wrt ?? Array(inputs.indices)
         // Leaves of our own, so the caller's tensors are untouched.
         let xs = inputs.enumerated().map { TestData.leaf($0.element, requiresGrad: checked.contains($0.offset)) }
@@ -144,10 +254,7 @@ struct GradientChecker {
         let y = f(xs)
         let weights = TestData.normal(y.shape, seed: weightSeed)
         let wv = weights.values.map(Double.init)
-        guard y.requiresGrad else {
-            Issue.record("\(name): output does not require grad", sourceLocation: loc)
-            return []
-        }
+        guard y.requiresGrad else { return (false, []) }
         (y * weights).sum().backward()
 
         // Numerical: the same scalar from values, in Double.
@@ -157,19 +264,9 @@ struct GradientChecker {
             for i in v.indices { acc += Double(v[i]) * wv[i] }
             return acc
         }
-
         var reports: [Report] = []
         for k in checked {
             let x = xs[k]
-            guard let grad = x.grad else {
-                Issue.record("\(name): input \(k) got no gradient", sourceLocation: loc)
-                continue
-            }
-            if grad.shape != x.shape {
-                Issue.record("\(name): input \(k) gradient shape \(grad.shape) != \(x.shape)", sourceLocation: loc)
-                continue
-            }
-            let analytic = grad.values
             var numeric = [Float](repeating: 0, count: x.count)
             let p = x.storage.pointer
             for i in 0..<x.count {
@@ -180,29 +277,14 @@ struct GradientChecker {
                 p[i] = orig
                 numeric[i] = Float((lp - lm) / (Double(up) - Double(down)))
             }
-            let scale = maxAbs(numeric)
-            var worst: Float = 0, worstIndex = 0
-            for i in 0..<x.count {
-                let tol = atol * max(scale, 1e-3) + rtol * abs(numeric[i])
-                let r = abs(analytic[i] - numeric[i]) / tol
-                if r > worst { worst = r; worstIndex = i }
-            }
-            if expectNonzero {
-                #expect(scale > 1e-4, "\(name): numerical gradient of input \(k) is zero; the check would be vacuous",
-                        sourceLocation: loc)
-            }
-            #expect(worst <= 1, """
-                \(name): gradient of input \(k) (shape \(x.shape)) mismatch at element \(worstIndex): \
-                analytic \(analytic[worstIndex]) vs numeric \(numeric[worstIndex]) (scale \(scale)); \
-                analytic prefix \(analytic.prefix(8)), numeric prefix \(numeric.prefix(8))
-                """, sourceLocation: loc)
-            reports.append(Report(input: k, analytic: analytic, numeric: numeric, worst: worst, worstIndex: worstIndex))
+            reports.append(Report(input: k, shape: x.shape, analytic: x.grad?.values, gradShape: x.grad?.shape,
+                                  numeric: numeric))
         }
-        return reports
+        return (true, reports)
     }
 }
 
-/// Shorthand: gradient check of `f` at `inputs` on `backend`.
+/// Gradient check of `f` at `inputs` on `backend` (see ``GradientChecker``).
 @discardableResult
 func checkGradients(_ label: String, backend: KernelBackend, _ inputs: [Tensor], eps: Float = 1e-2, rtol: Float = 1e-2,
                     atol: Float = 5e-3, wrt: [Int]? = nil, expectNonzero: Bool = true,
@@ -212,13 +294,6 @@ func checkGradients(_ label: String, backend: KernelBackend, _ inputs: [Tensor],
         .check(label, inputs, sourceLocation: sourceLocation, f)
 }
 
-/// Both kernel backends, for `@Test(arguments:)`.
-let allBackends: [KernelBackend] = [.onednn, .reference]
-
-extension KernelBackend: CustomTestStringConvertible {
-    public var testDescription: String { rawValue }
-}
-
 // MARK: - Backend comparison
 
 /// Forward values and the gradients of every leaf, from one run of `f` on one backend.
@@ -226,13 +301,15 @@ struct RunResult {
     var output: [Float]
     var outputShape: [Int]
     var grads: [[Float]?]
+    /// Anything else the function chose to report (e.g. running statistics after the step).
+    var extra: [[Float]] = []
 }
 
 /// Runs `f` on `backend` with fresh leaf copies of `inputs` (those in `wrt` require grad),
 /// back-propagates `Σ f(x) ⊙ W` with fixed random `W`, and returns output and gradients.
 func runWithGradients(_ backend: KernelBackend, _ inputs: [Tensor], wrt: [Int]? = nil, weightSeed: UInt64 = 77,
                       _ f: ([Tensor]) -> Tensor) -> RunResult {
-    Engine.withBackend(backend) {
+    onBackend(backend) {
         let checked = wrt ?? Array(inputs.indices)
         let xs = inputs.enumerated().map { TestData.leaf($0.element, requiresGrad: checked.contains($0.offset)) }
         let y = f(xs)
@@ -242,16 +319,13 @@ func runWithGradients(_ backend: KernelBackend, _ inputs: [Tensor], wrt: [Int]? 
     }
 }
 
-/// Runs `f` on both backends and expects the forward output and every gradient to agree to
-/// `tolerance` (max abs error / max abs reference value).
-func expectBackendsAgree(_ label: String, _ inputs: [Tensor], tolerance: Float = 1e-4, wrt: [Int]? = nil,
-                         sourceLocation: SourceLocation = #_sourceLocation, _ f: ([Tensor]) -> Tensor) {
-    let a = runWithGradients(.onednn, inputs, wrt: wrt, f)
-    let r = runWithGradients(.reference, inputs, wrt: wrt, f)
+/// Expects two runs (oneDNN and reference) to agree: output shape and values, and every gradient.
+func expectRunsAgree(_ a: RunResult, _ r: RunResult, _ label: String, tolerance: Float = 1e-4,
+                     sourceLocation: SourceLocation = #_sourceLocation) {
     #expect(a.outputShape == r.outputShape, "\(label): output shape \(a.outputShape) vs \(r.outputShape)",
             sourceLocation: sourceLocation)
     expectClose(a.output, r.output, tolerance: tolerance, "\(label): forward", sourceLocation: sourceLocation)
-    for i in inputs.indices {
+    for i in a.grads.indices {
         switch (a.grads[i], r.grads[i]) {
         case let (ga?, gr?):
             expectClose(ga, gr, tolerance: tolerance, "\(label): gradient of input \(i)", sourceLocation: sourceLocation)
@@ -261,4 +335,16 @@ func expectBackendsAgree(_ label: String, _ inputs: [Tensor], tolerance: Float =
             Issue.record("\(label): gradient of input \(i) present on one backend only", sourceLocation: sourceLocation)
         }
     }
+    for i in a.extra.indices where i < r.extra.count {
+        expectClose(a.extra[i], r.extra[i], tolerance: tolerance, "\(label): extra result \(i)", sourceLocation: sourceLocation)
+    }
+}
+
+/// Runs `f` on both backends and expects the forward output and every gradient to agree to
+/// `tolerance` (max abs error / max abs reference value).
+func expectBackendsAgree(_ label: String, _ inputs: [Tensor], tolerance: Float = 1e-4, wrt: [Int]? = nil,
+                         sourceLocation: SourceLocation = #_sourceLocation, _ f: ([Tensor]) -> Tensor) {
+    let a = runWithGradients(.onednn, inputs, wrt: wrt, f)
+    let r = runWithGradients(.reference, inputs, wrt: wrt, f)
+    expectRunsAgree(a, r, label, tolerance: tolerance, sourceLocation: sourceLocation)
 }

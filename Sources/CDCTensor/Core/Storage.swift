@@ -45,7 +45,7 @@ public final class BufferPool: @unchecked Sendable {
     public var limitBytes = 4 << 30
     static let minimumPooled = 256 << 10
 
-    /// Size class of a request: rounded up to 1/16 of its power of two (≤ 6.25 % waste).
+    /// Size class of a request: rounded up to a multiple of 1/16 of its power of two (≤ 12.5 % waste).
     static func sizeClass(_ bytes: Int) -> Int {
         let p = 1 << (Int.bitWidth - (bytes - 1).leadingZeroBitCount)
         let step = max(p / 16, 4096)

@@ -5,7 +5,7 @@ import Foundation
 enum Arg {
     static let src: Int32 = 1, dst: Int32 = 17, weights: Int32 = 33, bias: Int32 = 41
     static let mean: Int32 = 49, variance: Int32 = 50, scale: Int32 = 51, shift: Int32 = 52
-    static let workspace: Int32 = 64
+    static let workspace: Int32 = 64, scratchpad: Int32 = 80
     static let diffSrc: Int32 = 129, diffDst: Int32 = 145, diffWeights: Int32 = 161, diffBias: Int32 = 169
     static let diffScale: Int32 = 255, diffShift: Int32 = 256
 }
@@ -15,24 +15,36 @@ final class DNNLPrimitive: @unchecked Sendable {
     let primitive: OpaquePointer
     let pd: OpaquePointer
 
+    /// Bytes of scratch memory the primitive needs per execution (user-managed scratchpad).
+    let scratchpadDesc: dnnl_memory_desc_t
+    let scratchpadFloats: Int
+
     init(opDesc: UnsafeRawPointer, attr: OpaquePointer? = nil, hint: DNNLPrimitive? = nil, what: String) {
         var pd: OpaquePointer?
-        DNNL.check(dnnl_primitive_desc_create(&pd, opDesc, attr, DNNL.engine, hint?.pd),
+        let a = DNNL.userScratchpadAttr(attr)
+        defer { if attr == nil { dnnl_primitive_attr_destroy(a) } }
+        DNNL.check(dnnl_primitive_desc_create(&pd, opDesc, a, DNNL.engine, hint?.pd),
                    "creating \(what)")
         var prim: OpaquePointer?
         DNNL.check(dnnl_primitive_create(&prim, pd), "creating primitive \(what)")
         self.pd = pd!
         self.primitive = prim!
+        scratchpadDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0).pointee
+        scratchpadFloats = DNNL.floatCount(scratchpadDesc)
     }
 
     init(reorderFrom src: dnnl_memory_desc_t, to dst: dnnl_memory_desc_t) {
         var s = src, d = dst
         var pd: OpaquePointer?
-        DNNL.check(dnnl_reorder_primitive_desc_create(&pd, &s, DNNL.engine, &d, DNNL.engine, nil), "creating reorder")
+        let a = DNNL.userScratchpadAttr(nil)
+        defer { dnnl_primitive_attr_destroy(a) }
+        DNNL.check(dnnl_reorder_primitive_desc_create(&pd, &s, DNNL.engine, &d, DNNL.engine, a), "creating reorder")
         var prim: OpaquePointer?
         DNNL.check(dnnl_primitive_create(&prim, pd), "creating reorder primitive")
         self.pd = pd!
         self.primitive = prim!
+        scratchpadDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0).pointee
+        scratchpadFloats = DNNL.floatCount(scratchpadDesc)
     }
 
     /// The memory descriptor the primitive chose for `query` (e.g. `dnnl_query_src_md`).
@@ -42,6 +54,16 @@ final class DNNLPrimitive: @unchecked Sendable {
 
     /// Runs the primitive on raw buffers described by `(argument, pointer, descriptor)`.
     func execute(_ args: [(Int32, UnsafeMutableRawPointer, dnnl_memory_desc_t)]) {
+        // Each execution gets its own scratch memory (from the buffer pool), so a primitive
+        // may run on any thread: oneDNN's library-managed scratchpad is per creating thread.
+        var args = args
+        var scratch: Storage? = nil
+        if scratchpadFloats > 0 {
+            let s = Storage(count: scratchpadFloats)
+            args.append((Arg.scratchpad, UnsafeMutableRawPointer(s.pointer), scratchpadDesc))
+            scratch = s
+        }
+        defer { withExtendedLifetime(scratch) {} }
         var mems: [OpaquePointer] = []
         mems.reserveCapacity(args.count)
         var execArgs: [dnnl_exec_arg_t] = []
@@ -52,8 +74,14 @@ final class DNNLPrimitive: @unchecked Sendable {
             mems.append(mem!)
             execArgs.append(dnnl_exec_arg_t(arg: arg, memory: mem))
         }
-        DNNL.check(dnnl_primitive_execute(primitive, DNNL.stream, Int32(execArgs.count), &execArgs), "executing primitive")
-        DNNL.check(dnnl_stream_wait(DNNL.stream), "waiting for stream")
+        // One primitive at a time: Debian's oneDNN shares one scratchpad between primitives
+        // (no concurrent execution) and parallelises each call over all cores itself.
+        DNNL.executionLock.lock()
+        let status = dnnl_primitive_execute(primitive, DNNL.stream, Int32(execArgs.count), &execArgs)
+        let waited = dnnl_stream_wait(DNNL.stream)
+        DNNL.executionLock.unlock()
+        DNNL.check(status, "executing primitive")
+        DNNL.check(waited, "waiting for stream")
         for m in mems { dnnl_memory_destroy(m) }
     }
 }
@@ -82,8 +110,18 @@ enum DNNL {
         }
     }
     private static let context = Context()
+    /// Serialises primitive execution (see ``DNNLPrimitive/execute(_:)``).
+    static let executionLock = NSLock()
     static var engine: OpaquePointer { context.engine }
     static var stream: OpaquePointer { context.stream }
+
+    /// `attr` (or new attributes) with a user-managed scratchpad.
+    static func userScratchpadAttr(_ attr: OpaquePointer?) -> OpaquePointer? {
+        var a = attr
+        if a == nil { check(dnnl_primitive_attr_create(&a), "creating attributes") }
+        check(dnnl_primitive_attr_set_scratchpad_mode(a, dnnl_scratchpad_mode_user), "setting scratchpad mode")
+        return a
+    }
 
     /// Stops with a message naming the failed call (oneDNN errors here are programming errors:
     /// shapes are validated before any primitive is created).
@@ -213,10 +251,34 @@ enum DNNL {
         return Tensor(shape: shape, blockedStorage: storage, desc: desc)
     }
 
+    /// Descriptor of `dims` in a named layout (`dnnl_nchw`, `dnnl_nhwc`, `dnnl_aBcd16b`, …).
+    static func tagDesc(_ dims: [Int], _ tag: dnnl_format_tag_t) -> dnnl_memory_desc_t {
+        var md = dnnl_memory_desc_t()
+        var d = DNNL.dims(dims)
+        check(withUnsafePointer(to: &d) { dp in
+            dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), UnsafeRawPointer(dp).assumingMemoryBound(to: Int64.self), dnnl_f32, tag)
+        }, "describing shape \(dims)")
+        return md
+    }
+
+    /// Whether batch norm and pooling have optimised (jit) kernels for `desc`: row-major,
+    /// channels-last, or channel blocks of 8 or 16. Other blockings (e.g. the 4-channel blocks
+    /// oneDNN picks for narrow grouped convolutions) fall to its slow reference kernels.
+    static func hasFastNormKernels(_ desc: dnnl_memory_desc_t) -> Bool {
+        let dims = descDims(desc)
+        guard dims.count == 4 else { return isPlain(desc) }
+        return [dnnl_nchw, dnnl_nhwc, dnnl_aBcd16b, dnnl_aBcd8b].contains { sameDesc(desc, tagDesc(dims, $0)) }
+    }
+
     /// The tensor's buffer as it is, with a descriptor of `dims` for it (its own blocked one,
     /// or row-major; a blocked tensor of other dimensions is reordered to row-major).
     static func source(_ t: Tensor, dims: [Int]) -> (Storage, dnnl_memory_desc_t) {
-        if let d = t.blockedDesc, descDims(d) == dims { return (t.storage, d) }
+        if let d = t.blockedDesc, descDims(d) == dims {
+            if hasFastNormKernels(d) { return (t.storage, d) }
+            // Re-block to 16 channels (or row-major) so that the fast kernels apply.
+            let target = dims.count == 4 && dims[1] % 16 == 0 ? tagDesc(dims, dnnl_aBcd16b) : plainDesc(dims)
+            return (buffer(t, as: target), target)
+        }
         return (t.plain, plainDesc(dims))
     }
 }

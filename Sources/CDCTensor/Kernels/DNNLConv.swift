@@ -1,4 +1,5 @@
 import CDNNL
+import Foundation
 
 /// An activation applied to a convolution's output inside the same oneDNN primitive.
 public enum FusedActivation: Hashable, Sendable {
@@ -47,6 +48,20 @@ enum DNNLConv {
                       plainWeights: DNNL.stridedDesc(w, strides), bias: [g.inChannels])
     }
 
+    /// Descriptor for a data tensor of the convolution: "any" (the primitive chooses), except
+    /// for grouped convolutions with few channels per group, where oneDNN 2.6 would choose a
+    /// narrow blocking (e.g. 4 channels) that batch norm has no fast kernel for.
+    static func dataDesc(_ dims: [Int], _ g: ConvGeometry) -> dnnl_memory_desc_t {
+        if let tag = ProcessInfo.processInfo.environment["CDC_GROUPED_FORMAT"], g.groups > 1, g.inPerGroup < 16 {
+            let t: dnnl_format_tag_t = tag == "nhwc" ? dnnl_nhwc : (tag == "nchw" ? dnnl_nchw : dnnl_aBcd16b)
+            return DNNL.tagDesc(dims, t)
+        }
+        if ProcessInfo.processInfo.environment["CDC_SMALLC_FORMAT"] == "plain", dims[1] < 16 {
+            return DNNL.plainDesc(dims)
+        }
+        return DNNL.anyDesc(dims)
+    }
+
     private static func geometryInts(_ g: ConvGeometry, _ transposed: Bool) -> [Int] {
         [g.batch, g.inChannels, g.height, g.width, g.outChannels, g.kernelH, g.kernelW, g.strideH, g.strideW,
          g.padH, g.padW, g.padBottom, g.padRight, g.dilationH, g.dilationW, g.groups, transposed ? 1 : 0]
@@ -68,7 +83,7 @@ enum DNNLConv {
         if let slope = activation.slope { key.ints.append(Int(slope.bitPattern) + 1) }
         return DNNL.primitive(key) {
             let sh = shapes(g, transposed: transposed)
-            var src = DNNL.anyDesc(sh.src), dst = DNNL.anyDesc(sh.dst), w = DNNL.anyDesc(sh.weights)
+            var src = dataDesc(sh.src, g), dst = dataDesc(sh.dst, g), w = DNNL.anyDesc(sh.weights)
             let b = DNNL.plainDesc(sh.bias)
             var desc = dnnl_convolution_desc_t()
             withSpatial(g) { s, d, l, r in
@@ -122,7 +137,7 @@ enum DNNLConv {
         let fwd = forwardPrimitive(g, transposed: transposed, bias: false, activation: .none)
         let key = PrimitiveKey(op: "conv_bwd_data", ints: geometryInts(g, transposed))
         let p = DNNL.primitive(key) {
-            var dsrc = DNNL.anyDesc(sh.src), ddst = DNNL.anyDesc(sh.dst), w = DNNL.anyDesc(sh.weights)
+            var dsrc = dataDesc(sh.src, g), ddst = dataDesc(sh.dst, g), w = DNNL.anyDesc(sh.weights)
             var desc = dnnl_convolution_desc_t()
             withSpatial(g) { s, d, l, r in
                 let st = transposed
@@ -149,7 +164,7 @@ enum DNNLConv {
         let fwd = forwardPrimitive(g, transposed: transposed, bias: withBias, activation: .none)
         let key = PrimitiveKey(op: "conv_bwd_weights", ints: geometryInts(g, transposed) + [withBias ? 1 : 0])
         let p = DNNL.primitive(key) {
-            var s0 = DNNL.anyDesc(sh.src), ddst = DNNL.anyDesc(sh.dst), dw = DNNL.anyDesc(sh.weights)
+            var s0 = dataDesc(sh.src, g), ddst = dataDesc(sh.dst, g), dw = DNNL.anyDesc(sh.weights)
             let db = DNNL.plainDesc(sh.bias)
             var desc = dnnl_convolution_desc_t()
             withSpatial(g) { s, d, l, r in

@@ -9,8 +9,10 @@ public enum Gemm {
         if m == 0 || n == 0 { return }
         switch Engine.backend {
         case .onednn:
+            DNNL.executionLock.lock()
             let st = dnnl_sgemm(transA ? 84 : 78, transB ? 84 : 78, Int64(m), Int64(n), Int64(k), alpha,
                                 a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
+            DNNL.executionLock.unlock()
             precondition(st == dnnl_success, "dnnl_sgemm failed: \(st)")
         case .reference:
             reference(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,

@@ -43,7 +43,9 @@ public struct ConvGeometry: Hashable, Sendable, CustomStringConvertible {
             return "channels \(inChannels)→\(outChannels) are not divisible by groups \(groups)"
         }
         if strideH < 1 || strideW < 1 || dilationH < 1 || dilationW < 1 { return "stride and dilation must be ≥ 1" }
-        if padH < 0 || padW < 0 || padBottom <= -strideH || padRight <= -strideW { return "padding must be ≥ 0" }
+        if padH < 0 || padW < 0 || padBottom <= -max(strideH, dilationH) || padRight <= -max(strideW, dilationW) {
+            return "padding must be ≥ 0"
+        }
         if outHeight < 1 || outWidth < 1 { return "kernel larger than padded input: \(self)" }
         return nil
     }

@@ -24,7 +24,8 @@ extension Tensor {
         }
         let y: Tensor
         var saved: (Storage?, Storage, dnnl_memory_desc_t)? = nil
-        switch Engine.backend {
+        let backend = Engine.backend  // the backward uses what the forward saved for it
+        switch backend {
         case .onednn:
             let (out, ws, src, desc) = DNNLBatchNorm.forward(x: x, dims: dims, scale: scale, shift: shift, mean: mean,
                                                              variance: variance, epsilon: epsilon, training: training,
@@ -63,7 +64,7 @@ extension Tensor {
                 let axes = [0] + Array(2..<x.rank)
                 return [gx, (gy * xhat).sum(axes: axes), gy.sum(axes: axes)]
             }
-            switch Engine.backend {
+            switch backend {
             case .onednn:
                 let (ws, src, desc) = saved!
                 let (gx, gs, gb) = DNNLBatchNorm.backward(x: src, shape: x.shape, dataDesc: desc, gradOutput: gOut, scale: scale, shift: shift,

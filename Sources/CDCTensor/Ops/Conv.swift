@@ -76,7 +76,8 @@ extension Tensor {
         let inShape = x.shape
         let y: Tensor
         var savedSrc: (Storage, dnnl_memory_desc_t)? = nil
-        switch Engine.backend {
+        let backend = Engine.backend  // the backward uses what the forward saved for it
+        switch backend {
         case .onednn:
             let (out, src, srcMD) = DNNLConv.forward(g, transposed: transposed, x: x, weight: weight, bias: bias,
                                                      activation: activation, outShape: outShape)
@@ -103,7 +104,7 @@ extension Tensor {
                 gy = Tensor.activationBackward(gOut, output: y, slope: slope)
             }
             var gx: Tensor? = nil, gw: Tensor? = nil, gb: Tensor? = nil
-            switch Engine.backend {
+            switch backend {
             case .onednn:
                 if x.requiresGrad {
                     gx = DNNLConv.backwardData(g, transposed: transposed, gradOutput: gy, weight: weight, inShape: inShape)

@@ -132,7 +132,8 @@ extension Tensor {
     func map(_ name: String, _ f: (Float) -> Float, forward: DNNLElementwise.Function? = nil,
              backward: DNNLElementwise.Function? = nil, backwardUsesOutput: Bool = false,
              derivative: @escaping (Tensor, Tensor, Tensor) -> Tensor) -> Tensor {
-        let useDNNL = count >= DNNLElementwise.threshold && Engine.backend == .onednn
+        let backend = Engine.backend
+        let useDNNL = count >= DNNLElementwise.threshold && backend == .onednn
         let out: Tensor
         if useDNNL, let fwd = forward {
             out = DNNLElementwise.forward(fwd, self)
@@ -147,7 +148,7 @@ extension Tensor {
             Engine.parallelFor(count) { r in for i in r { po[i] = f(pi[i]) } }
         }
         return out.recording(name, [self]) { [unowned out] g in
-            if let bwd = backward, g.count >= DNNLElementwise.threshold, Engine.backend == .onednn {
+            if let bwd = backward, g.count >= DNNLElementwise.threshold, backend == .onednn {
                 return [DNNLElementwise.backward(bwd, data: backwardUsesOutput ? out : self, gradOutput: g)]
             }
             return [derivative(g, self, out)]

@@ -50,7 +50,8 @@ extension Tensor {
         let inShape = shape
         let y: Tensor
         var saved: (Storage?, dnnl_memory_desc_t)? = nil
-        switch Engine.backend {
+        let backend = Engine.backend  // the backward uses what the forward saved for it
+        switch backend {
         case .onednn:
             let (out, ws, srcMD) = DNNLPool.forward(g, max: max, countIncludePad: countIncludePad, x: self, outShape: outShape)
             y = out
@@ -61,7 +62,7 @@ extension Tensor {
             else { ReferenceKernels.avgPoolForward(g, countIncludePad: countIncludePad, input: plain.pointer, output: y.storage.pointer) }
         }
         return y.recording(max ? "maxPool" : "avgPool", [self]) { gy in
-            switch Engine.backend {
+            switch backend {
             case .onednn:
                 let s = saved ?? (nil, DNNL.plainDesc(g.inputShape))
                 return [DNNLPool.backward(g, max: max, countIncludePad: countIncludePad, srcDesc: s.1, workspace: s.0,
