@@ -1,5 +1,4 @@
 import CDNNL
-import Foundation
 
 /// An activation applied to a convolution's output inside the same oneDNN primitive.
 public enum FusedActivation: Hashable, Sendable {
@@ -48,16 +47,17 @@ enum DNNLConv {
                       plainWeights: DNNL.stridedDesc(w, strides), bias: [g.inChannels])
     }
 
-    /// Descriptor for a data tensor of the convolution: "any" (the primitive chooses), except
-    /// for grouped convolutions with few channels per group, where oneDNN 2.6 would choose a
-    /// narrow blocking (e.g. 4 channels) that batch norm has no fast kernel for.
+    /// Descriptor for a data tensor of the convolution. By default "any" (the primitive
+    /// chooses a blocked layout), except, measured on oneDNN 2.6 (AVX-512):
+    /// * a side with fewer than 16 channels (images, the decoder's output) stays row-major —
+    ///   blocking it pads 1 channel to 16 and does 16× the work;
+    /// * grouped convolutions with fewer than 16 channels per group use channels-last — the
+    ///   narrow blocking oneDNN picks otherwise has no fast weight-gradient kernel and no fast
+    ///   batch-norm kernel.
     static func dataDesc(_ dims: [Int], _ g: ConvGeometry) -> dnnl_memory_desc_t {
-        if let tag = ProcessInfo.processInfo.environment["CDC_GROUPED_FORMAT"], g.groups > 1, g.inPerGroup < 16 {
-            let t: dnnl_format_tag_t = tag == "nhwc" ? dnnl_nhwc : (tag == "nchw" ? dnnl_nchw : dnnl_aBcd16b)
-            return DNNL.tagDesc(dims, t)
-        }
-        if ProcessInfo.processInfo.environment["CDC_SMALLC_FORMAT"] == "plain", dims[1] < 16 {
-            return DNNL.plainDesc(dims)
+        if dims[1] < 16 { return DNNL.plainDesc(dims) }
+        if g.groups > 1 && (g.inPerGroup < 16 || g.outPerGroup < 16) && dims.count == 4 {
+            return DNNL.tagDesc(dims, dnnl_nhwc)
         }
         return DNNL.anyDesc(dims)
     }

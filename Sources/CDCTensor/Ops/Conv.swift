@@ -71,6 +71,13 @@ extension Tensor {
     static func convolution(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry, transposed: Bool,
                             activation: FusedActivation, outShape: [Int]) -> Tensor {
         if let problem = g.validate() { preconditionFailure("convolution: \(problem)") }
+        // oneDNN 2.6 runs a post-op on its deconvolution kernel 5–10× slower than the
+        // deconvolution itself (measured: 11 ms vs 1.2 ms + 0.3 ms for a separate pass), so a
+        // transposed convolution applies its activation as a separate op.
+        if transposed, let slope = activation.slope, Engine.backend == .onednn {
+            let y = convolution(x, weight: weight, bias: bias, geometry: g, transposed: true, activation: .none, outShape: outShape)
+            return slope == 0 ? y.relu() : y.leakyRelu(slope)
+        }
         let outChannels = transposed ? g.inChannels : g.outChannels
         if let bias { precondition(bias.shape == [outChannels], "convolution: bias \(bias.shape) should be [\(outChannels)]") }
         let inShape = x.shape
