@@ -43,8 +43,11 @@ public final class Quantizer: Module {
     /// Integer symbols in −L+1…L of latent values (inference rule).
     public func symbols(_ latent: Tensor) -> [Int8] {
         let L = Float(levels)
-        let p = latent.plain.pointer
-        return (0..<latent.count).map { Int8(Swift.min(Swift.max((p[$0] * L).rounded(.up), 1 - L), L)) }
+        let p = latent.plain.pointer, n = latent.count
+        return [Int8](unsafeUninitializedCapacity: n) { out, initialized in
+            for i in 0..<n { out[i] = Int8(Swift.min(Swift.max((p[i] * L).rounded(.up), 1 - L), L)) }
+            initialized = n
+        }
     }
 
     /// Restored latent values x̂ = (q − ½)/L for symbols of the given shape.

@@ -193,8 +193,8 @@ public final class AvgPool1d: Module {
 public final class GlobalAvgPool: Module { public override func forward(_ x: Tensor) -> Tensor { x.globalAvgPool() } }
 
 /// Runs its layers in order; children are named "0", "1", … as in PyTorch. A convolution
-/// directly followed by ReLU/LeakyReLU, or a BatchNorm followed by ReLU, runs as one fused
-/// kernel (same result, one pass over memory fewer).
+/// directly followed by ReLU/LeakyReLU/Tanh, or a BatchNorm followed by ReLU, runs as one
+/// fused kernel (same result, one pass over memory fewer).
 public final class Sequential: Module {
     public let layers: [Module]
     public init(_ layers: [Module]) { self.layers = layers }
@@ -217,7 +217,8 @@ public final class Sequential: Module {
     }
     static func fusable(_ m: Module?) -> FusedActivation? {
         if m is ReLU { return .relu }
-        if let l = m as? LeakyReLU { return .leakyRelu(l.negativeSlope) }
+        if let l = m as? LeakyReLU, l.negativeSlope >= 0 { return .leakyRelu(l.negativeSlope) }
+        if m is Tanh { return .tanh }
         return nil
     }
 }

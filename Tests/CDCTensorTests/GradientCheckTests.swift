@@ -227,6 +227,7 @@ let conv2dGradCases: [ConvGradCase] = [
     ConvGradCase(name: "fused leakyRelu", x: [1, 2, 4, 4], w: [3, 2, 3, 3], padding: (1, 1), activation: .leakyRelu(0.2)),
     ConvGradCase(name: "fused leakyRelu, groups 2, stride 2", x: [2, 4, 5, 5], w: [4, 2, 3, 3], stride: (2, 2),
                  padding: (1, 1), groups: 2, activation: .leakyRelu(0.1)),
+    ConvGradCase(name: "fused tanh", x: [1, 2, 4, 4], w: [3, 2, 3, 3], padding: (1, 1), activation: .tanh),
 ]
 
 let conv1dGradCases: [ConvGradCase] = [
@@ -248,6 +249,7 @@ let convT2dGradCases: [ConvGradCase] = [
     ConvGradCase(name: "groups 2 stride 2", x: [2, 4, 3, 3], w: [4, 3, 3, 3], stride: (2, 2), padding: (1, 1), groups: 2),
     ConvGradCase(name: "depthwise", x: [1, 3, 3, 4], w: [3, 1, 3, 3], stride: (2, 2), groups: 3),
     ConvGradCase(name: "fused relu", x: [1, 2, 3, 3], w: [2, 3, 3, 3], stride: (2, 2), activation: .relu),
+    ConvGradCase(name: "fused tanh", x: [1, 2, 3, 3], w: [2, 3, 3, 3], stride: (2, 2), activation: .tanh),
 ]
 
 let convT1dGradCases: [ConvGradCase] = [

@@ -123,6 +123,8 @@ enum Sweeps {
         CS(n: 1, c: 4, o: 6, h: 5, w: 5, kh: 3, kw: 3, p: (1, 1), g: 2, act: .relu),
         CS(n: 2, c: 16, o: 16, h: 5, w: 5, kh: 3, kw: 3, p: (1, 1), g: 16, act: .leakyRelu(0.2)),
         CS(n: 1, c: 3, o: 5, h: 5, w: 7, kh: 3, kw: 3, d: (2, 2), bias: false, act: .leakyRelu(0.3)),
+        CS(n: 2, c: 64, o: 16, h: 7, w: 7, kh: 3, kw: 3, p: (1, 1), act: .tanh),
+        CS(n: 2, c: 16, o: 32, h: 6, w: 6, kh: 3, kw: 3, p: (1, 1), g: 8, act: .relu),
     ]
 
     static let conv2d = (conv2dGrid + conv2dSpecial).filter(\.convValid)
@@ -150,6 +152,7 @@ enum Sweeps {
         CS(n: 2, c: 3, o: 5, h: 1, w: 1, kh: 3, kw: 3, s: (2, 2)),
         CS(n: 1, c: 16, o: 32, h: 3, w: 3, kh: 3, kw: 3, s: (2, 2), p: (1, 1), op: (1, 1), act: .relu),
         CS(n: 2, c: 17, o: 16, h: 3, w: 4, kh: 2, kw: 2, s: (2, 2), act: .leakyRelu(0.1)),
+        CS(n: 2, c: 16, o: 32, h: 4, w: 4, kh: 3, kw: 3, p: (1, 1), act: .tanh),
     ]
 
     static let convT2d = (convT2dGrid + convT2dSpecial).filter(\.convTValid)

@@ -1,17 +1,40 @@
 import CDNNL
+import Foundation
 
 /// An activation applied to a convolution's output inside the same oneDNN primitive.
 public enum FusedActivation: Hashable, Sendable {
     case none
     case relu
     case leakyRelu(Float)
+    case tanh
 
-    /// Negative slope (0 for ReLU), nil for none.
-    var slope: Float? {
+    /// The oneDNN post-op (eltwise algorithm and alpha), nil for none.
+    var postOp: (dnnl_alg_kind_t, Float)? {
         switch self {
         case .none: return nil
-        case .relu: return 0
-        case .leakyRelu(let s): return s
+        case .relu: return (dnnl_eltwise_relu, 0)
+        case .leakyRelu(let s): return (dnnl_eltwise_relu, s)
+        case .tanh: return (dnnl_eltwise_tanh, 0)
+        }
+    }
+
+    /// Key for primitive caches.
+    var key: [Int] {
+        switch self {
+        case .none: return []
+        case .relu: return [1, 0]
+        case .leakyRelu(let s): return [1, Int(s.bitPattern)]
+        case .tanh: return [2]
+        }
+    }
+
+    /// The function itself, for the reference path.
+    func apply(_ v: Float) -> Float {
+        switch self {
+        case .none: return v
+        case .relu: return max(v, 0)
+        case .leakyRelu(let s): return v > 0 ? v : v * s
+        case .tanh: return Foundation.tanh(v)
         }
     }
 }
@@ -80,7 +103,7 @@ enum DNNLConv {
 
     static func forwardPrimitive(_ g: ConvGeometry, transposed: Bool, bias: Bool, activation: FusedActivation) -> DNNLPrimitive {
         var key = PrimitiveKey(op: "conv_fwd", ints: geometryInts(g, transposed) + [bias ? 1 : 0])
-        if let slope = activation.slope { key.ints.append(Int(slope.bitPattern) + 1) }
+        key.ints += activation.key
         return DNNL.primitive(key) {
             let sh = shapes(g, transposed: transposed)
             var src = dataDesc(sh.src, g), dst = dataDesc(sh.dst, g), w = DNNL.anyDesc(sh.weights)
@@ -97,11 +120,11 @@ enum DNNLConv {
                 }
             }
             var attr: OpaquePointer? = nil
-            if let slope = activation.slope {
+            if let (alg, alpha) = activation.postOp {
                 DNNL.check(dnnl_primitive_attr_create(&attr), "creating attributes")
                 var ops: OpaquePointer?
                 DNNL.check(dnnl_post_ops_create(&ops), "creating post-ops")
-                DNNL.check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, slope, 0), "appending eltwise")
+                DNNL.check(dnnl_post_ops_append_eltwise(ops, 1, alg, alpha, 0), "appending eltwise")
                 DNNL.check(dnnl_primitive_attr_set_post_ops(attr, ops), "setting post-ops")
                 dnnl_post_ops_destroy(ops)
             }

@@ -74,9 +74,14 @@ extension Tensor {
         // oneDNN 2.6 runs a post-op on its deconvolution kernel 5–10× slower than the
         // deconvolution itself (measured: 11 ms vs 1.2 ms + 0.3 ms for a separate pass), so a
         // transposed convolution applies its activation as a separate op.
-        if transposed, let slope = activation.slope, Engine.backend == .onednn {
+        if transposed, activation != .none, Engine.backend == .onednn {
             let y = convolution(x, weight: weight, bias: bias, geometry: g, transposed: true, activation: .none, outShape: outShape)
-            return slope == 0 ? y.relu() : y.leakyRelu(slope)
+            switch activation {
+            case .relu: return y.relu()
+            case .leakyRelu(let s): return y.leakyRelu(s)
+            case .tanh: return y.tanh()
+            case .none: return y
+            }
         }
         let outChannels = transposed ? g.inChannels : g.outChannels
         if let bias { precondition(bias.shape == [outChannels], "convolution: bias \(bias.shape) should be [\(outChannels)]") }
@@ -100,15 +105,15 @@ extension Tensor {
             } else {
                 ReferenceKernels.convForward(g, input: px, weight: pw, bias: bias?.plain.pointer, output: py)
             }
-            if let slope = activation.slope {
-                for i in 0..<y.count where py[i] < 0 { py[i] *= slope }
+            if activation != .none {
+                for i in 0..<y.count { py[i] = activation.apply(py[i]) }
             }
         }
         let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
         return y.recording(transposed ? "convTranspose" : "conv", inputs) { [unowned y] gOut in
             var gy = gOut
-            if let slope = activation.slope {
-                gy = Tensor.activationBackward(gOut, output: y, slope: slope)
+            if activation != .none {
+                gy = Tensor.activationBackward(gOut, output: y, activation: activation)
             }
             var gx: Tensor? = nil, gw: Tensor? = nil, gb: Tensor? = nil
             switch backend {

@@ -116,12 +116,23 @@ extension Tensor {
         }
     }
 
-    /// The gradient through a ReLU/LeakyReLU (`slope`) from its output `y`.
-    static func activationBackward(_ g: Tensor, output y: Tensor, slope: Float) -> Tensor {
-        if g.count >= DNNLElementwise.threshold && Engine.backend == .onednn {
-            return DNNLElementwise.backward(.init(alg: dnnl_eltwise_relu_use_dst_for_bwd, alpha: slope), data: y, gradOutput: g)
+    /// The gradient through a fused activation, from its output `y` (ReLU and LeakyReLU with
+    /// a non-negative slope keep the sign, tanh′ = 1 − y²).
+    static func activationBackward(_ g: Tensor, output y: Tensor, activation: FusedActivation) -> Tensor {
+        let big = g.count >= DNNLElementwise.threshold && Engine.backend == .onednn
+        switch activation {
+        case .none:
+            return g
+        case .tanh:
+            if big { return DNNLElementwise.backward(.init(alg: dnnl_eltwise_tanh_use_dst_for_bwd), data: y, gradOutput: g) }
+            return zipGrad(g, y) { g, v in g * (1 - v * v) }
+        case .relu, .leakyRelu:
+            let slope: Float
+            if case .leakyRelu(let s) = activation { slope = s } else { slope = 0 }
+            precondition(slope >= 0, "a fused LeakyReLU needs a non-negative slope")
+            if big { return DNNLElementwise.backward(.init(alg: dnnl_eltwise_relu_use_dst_for_bwd, alpha: slope), data: y, gradOutput: g) }
+            return zipGrad(g, y) { g, v in v > 0 ? g : g * slope }
         }
-        return zipGrad(g, y) { g, v in v > 0 ? g : g * slope }
     }
 
     // MARK: - Unary ops
