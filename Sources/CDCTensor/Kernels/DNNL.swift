@@ -19,32 +19,34 @@ final class DNNLPrimitive: @unchecked Sendable {
     let scratchpadDesc: dnnl_memory_desc_t
     let scratchpadFloats: Int
 
-    init(opDesc: UnsafeRawPointer, attr: OpaquePointer? = nil, hint: DNNLPrimitive? = nil, what: String) {
-        var pd: OpaquePointer?
-        let a = DNNL.userScratchpadAttr(attr)
-        defer { if attr == nil { dnnl_primitive_attr_destroy(a) } }
-        DNNL.check(dnnl_primitive_desc_create(&pd, opDesc, a, DNNL.engine, hint?.pd),
-                   "creating \(what)")
+    /// Wraps a primitive descriptor: creates the primitive and notes its scratchpad size.
+    private init(pd: OpaquePointer, what: String) {
         var prim: OpaquePointer?
         DNNL.check(dnnl_primitive_create(&prim, pd), "creating primitive \(what)")
-        self.pd = pd!
+        self.pd = pd
         self.primitive = prim!
         scratchpadDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0).pointee
         scratchpadFloats = DNNL.floatCount(scratchpadDesc)
     }
 
-    init(reorderFrom src: dnnl_memory_desc_t, to dst: dnnl_memory_desc_t) {
+    /// The primitive of an op descriptor (`dnnl_*_desc_t`), with optional attributes
+    /// (post-ops) and, for backward primitives, the forward one as hint.
+    convenience init(opDesc: UnsafeRawPointer, attr: OpaquePointer? = nil, hint: DNNLPrimitive? = nil, what: String) {
+        var pd: OpaquePointer?
+        let a = DNNL.userScratchpadAttr(attr)
+        defer { if attr == nil { dnnl_primitive_attr_destroy(a) } }
+        DNNL.check(dnnl_primitive_desc_create(&pd, opDesc, a, DNNL.engine, hint?.pd), "creating \(what)")
+        self.init(pd: pd!, what: what)
+    }
+
+    /// A reorder between two layouts.
+    convenience init(reorderFrom src: dnnl_memory_desc_t, to dst: dnnl_memory_desc_t) {
         var s = src, d = dst
         var pd: OpaquePointer?
         let a = DNNL.userScratchpadAttr(nil)
         defer { dnnl_primitive_attr_destroy(a) }
         DNNL.check(dnnl_reorder_primitive_desc_create(&pd, &s, DNNL.engine, &d, DNNL.engine, a), "creating reorder")
-        var prim: OpaquePointer?
-        DNNL.check(dnnl_primitive_create(&prim, pd), "creating reorder primitive")
-        self.pd = pd!
-        self.primitive = prim!
-        scratchpadDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0).pointee
-        scratchpadFloats = DNNL.floatCount(scratchpadDesc)
+        self.init(pd: pd!, what: "reorder")
     }
 
     /// The memory descriptor the primitive chose for `query` (e.g. `dnnl_query_src_md`).
@@ -121,6 +123,18 @@ enum DNNL {
         if a == nil { check(dnnl_primitive_attr_create(&a), "creating attributes") }
         check(dnnl_primitive_attr_set_scratchpad_mode(a, dnnl_scratchpad_mode_user), "setting scratchpad mode")
         return a
+    }
+
+    /// Attributes with one eltwise post-op (`alg`, `alpha`); the caller destroys them.
+    static func postOpAttr(_ alg: dnnl_alg_kind_t, alpha: Float) -> OpaquePointer? {
+        var attr: OpaquePointer?
+        check(dnnl_primitive_attr_create(&attr), "creating attributes")
+        var ops: OpaquePointer?
+        check(dnnl_post_ops_create(&ops), "creating post-ops")
+        check(dnnl_post_ops_append_eltwise(ops, 1, alg, alpha, 0), "appending eltwise post-op")
+        check(dnnl_primitive_attr_set_post_ops(attr, ops), "setting post-ops")
+        dnnl_post_ops_destroy(ops)
+        return attr
     }
 
     /// Stops with a message naming the failed call (oneDNN errors here are programming errors:

@@ -119,15 +119,7 @@ enum DNNLConv {
                     DNNL.check(st, "describing \(g)")
                 }
             }
-            var attr: OpaquePointer? = nil
-            if let (alg, alpha) = activation.postOp {
-                DNNL.check(dnnl_primitive_attr_create(&attr), "creating attributes")
-                var ops: OpaquePointer?
-                DNNL.check(dnnl_post_ops_create(&ops), "creating post-ops")
-                DNNL.check(dnnl_post_ops_append_eltwise(ops, 1, alg, alpha, 0), "appending eltwise")
-                DNNL.check(dnnl_primitive_attr_set_post_ops(attr, ops), "setting post-ops")
-                dnnl_post_ops_destroy(ops)
-            }
+            let attr = activation.postOp.flatMap { DNNL.postOpAttr($0.0, alpha: $0.1) }
             defer { if let attr { dnnl_primitive_attr_destroy(attr) } }
             return DNNLPrimitive(opDesc: &desc, attr: attr, what: "\(transposed ? "deconvolution" : "convolution") \(g)")
         }

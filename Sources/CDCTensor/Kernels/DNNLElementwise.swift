@@ -80,15 +80,7 @@ enum DNNLElementwise {
             var d0 = md, d1 = md, d2 = md
             var desc = dnnl_binary_desc_t()
             DNNL.check(dnnl_binary_desc_init(&desc, alg, &d0, &d1, &d2), "describing binary")
-            var attr: OpaquePointer? = nil
-            if relu {
-                DNNL.check(dnnl_primitive_attr_create(&attr), "creating attributes")
-                var ops: OpaquePointer?
-                DNNL.check(dnnl_post_ops_create(&ops), "creating post-ops")
-                DNNL.check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0), "appending eltwise")
-                DNNL.check(dnnl_primitive_attr_set_post_ops(attr, ops), "setting post-ops")
-                dnnl_post_ops_destroy(ops)
-            }
+            let attr = relu ? DNNL.postOpAttr(dnnl_eltwise_relu, alpha: 0) : nil
             defer { if let attr { dnnl_primitive_attr_destroy(attr) } }
             return DNNLPrimitive(opDesc: &desc, attr: attr, what: "binary")
         }

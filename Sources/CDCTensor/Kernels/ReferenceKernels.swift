@@ -4,96 +4,66 @@
 public enum ReferenceKernels {
     // MARK: Convolution
 
-    /// y[n, o, oh, ow] = Σ x[n, c, oh·s − p + kh·d, ow·s − p + kw·d] · w[o, c − g·C/G, kh, kw] (+ bias[o]).
-    public static func convForward(_ g: ConvGeometry, input x: UnsafePointer<Float>, weight w: UnsafePointer<Float>,
-                                   bias: UnsafePointer<Float>?, output y: UnsafeMutablePointer<Float>) {
+    /// Calls `body(inputIndex, weightIndex, outputIndex)` for every product of the convolution:
+    /// y[n, o, i, j] += x[n, c, i·s − p + kh·d, j·s − p + kw·d] · w[o, c − group·C/G, kh, kw].
+    /// The three convolution kernels below are this loop with a different update.
+    static func forEachTap(_ g: ConvGeometry, _ body: (Int, Int, Int) -> Void) {
         let (oh, ow, cg, og) = (g.outHeight, g.outWidth, g.inPerGroup, g.outPerGroup)
         for n in 0..<g.batch {
             for o in 0..<g.outChannels {
-                let grp = o / og
+                let group = o / og
                 for i in 0..<oh {
                     for j in 0..<ow {
-                        var acc: Float = bias?[o] ?? 0
+                        let yi = ((n * g.outChannels + o) * oh + i) * ow + j
                         for c in 0..<cg {
-                            let ic = grp * cg + c
+                            let ic = group * cg + c
                             for kh in 0..<g.kernelH {
                                 let ih = i * g.strideH - g.padH + kh * g.dilationH
                                 if ih < 0 || ih >= g.height { continue }
                                 for kw in 0..<g.kernelW {
                                     let iw = j * g.strideW - g.padW + kw * g.dilationW
                                     if iw < 0 || iw >= g.width { continue }
-                                    acc += x[((n * g.inChannels + ic) * g.height + ih) * g.width + iw]
-                                        * w[((o * cg + c) * g.kernelH + kh) * g.kernelW + kw]
+                                    body(((n * g.inChannels + ic) * g.height + ih) * g.width + iw,
+                                         ((o * cg + c) * g.kernelH + kh) * g.kernelW + kw, yi)
                                 }
                             }
                         }
-                        y[((n * g.outChannels + o) * oh + i) * ow + j] = acc
                     }
                 }
             }
         }
+    }
+
+    /// y = x ⋆ w (+ bias[o]).
+    public static func convForward(_ g: ConvGeometry, input x: UnsafePointer<Float>, weight w: UnsafePointer<Float>,
+                                   bias: UnsafePointer<Float>?, output y: UnsafeMutablePointer<Float>) {
+        let plane = g.outHeight * g.outWidth
+        for n in 0..<g.batch { for o in 0..<g.outChannels {
+            (y + (n * g.outChannels + o) * plane).update(repeating: bias?[o] ?? 0, count: plane)
+        } }
+        forEachTap(g) { xi, wi, yi in y[yi] += x[xi] * w[wi] }
     }
 
     /// dx = the transpose of ``convForward`` applied to dy (overwrites dx).
     public static func convBackwardData(_ g: ConvGeometry, gradOutput dy: UnsafePointer<Float>,
                                         weight w: UnsafePointer<Float>, gradInput dx: UnsafeMutablePointer<Float>) {
-        let (oh, ow, cg, og) = (g.outHeight, g.outWidth, g.inPerGroup, g.outPerGroup)
         dx.update(repeating: 0, count: g.batch * g.inChannels * g.height * g.width)
-        for n in 0..<g.batch {
-            for o in 0..<g.outChannels {
-                let grp = o / og
-                for i in 0..<oh {
-                    for j in 0..<ow {
-                        let gv = dy[((n * g.outChannels + o) * oh + i) * ow + j]
-                        for c in 0..<cg {
-                            let ic = grp * cg + c
-                            for kh in 0..<g.kernelH {
-                                let ih = i * g.strideH - g.padH + kh * g.dilationH
-                                if ih < 0 || ih >= g.height { continue }
-                                for kw in 0..<g.kernelW {
-                                    let iw = j * g.strideW - g.padW + kw * g.dilationW
-                                    if iw < 0 || iw >= g.width { continue }
-                                    dx[((n * g.inChannels + ic) * g.height + ih) * g.width + iw]
-                                        += gv * w[((o * cg + c) * g.kernelH + kh) * g.kernelW + kw]
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        forEachTap(g) { xi, wi, yi in dx[xi] += dy[yi] * w[wi] }
     }
 
-    /// dw = Σ_n,i,j dy · x (overwrites dw); db = Σ dy over N, H, W when given.
+    /// dw = Σ dy · x (overwrites dw); db = Σ dy over N, H, W when given.
     public static func convBackwardWeights(_ g: ConvGeometry, input x: UnsafePointer<Float>,
                                            gradOutput dy: UnsafePointer<Float>,
                                            gradWeight dw: UnsafeMutablePointer<Float>,
                                            gradBias db: UnsafeMutablePointer<Float>?) {
-        let (oh, ow, cg, og) = (g.outHeight, g.outWidth, g.inPerGroup, g.outPerGroup)
-        dw.update(repeating: 0, count: g.outChannels * cg * g.kernelH * g.kernelW)
-        db?.update(repeating: 0, count: g.outChannels)
-        for n in 0..<g.batch {
+        dw.update(repeating: 0, count: g.outChannels * g.inPerGroup * g.kernelH * g.kernelW)
+        forEachTap(g) { xi, wi, yi in dw[wi] += dy[yi] * x[xi] }
+        if let db {
+            let plane = g.outHeight * g.outWidth
             for o in 0..<g.outChannels {
-                let grp = o / og
-                for i in 0..<oh {
-                    for j in 0..<ow {
-                        let gv = dy[((n * g.outChannels + o) * oh + i) * ow + j]
-                        db?[o] += gv
-                        for c in 0..<cg {
-                            let ic = grp * cg + c
-                            for kh in 0..<g.kernelH {
-                                let ih = i * g.strideH - g.padH + kh * g.dilationH
-                                if ih < 0 || ih >= g.height { continue }
-                                for kw in 0..<g.kernelW {
-                                    let iw = j * g.strideW - g.padW + kw * g.dilationW
-                                    if iw < 0 || iw >= g.width { continue }
-                                    dw[((o * cg + c) * g.kernelH + kh) * g.kernelW + kw]
-                                        += gv * x[((n * g.inChannels + ic) * g.height + ih) * g.width + iw]
-                                }
-                            }
-                        }
-                    }
-                }
+                var s: Float = 0
+                for n in 0..<g.batch { for k in 0..<plane { s += dy[(n * g.outChannels + o) * plane + k] } }
+                db[o] = s
             }
         }
     }
