@@ -36,7 +36,7 @@ let package = Package(
         ]),
         .testTarget(name: "CDCTensorTests", dependencies: ["CDCTensor"]),
         .testTarget(name: "CDCSafetensorsTests", dependencies: ["CDCSafetensors"]),
-        .testTarget(name: "CDCNNTests", dependencies: ["CDCNN"]),
+        .testTarget(name: "CDCNNTests", dependencies: ["CDCNN"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CDCModelsTests", dependencies: ["CDCModels", "CDCData"],
                     resources: [.copy("Fixtures")]),
     ],
