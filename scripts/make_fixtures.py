@@ -209,6 +209,55 @@ def fixtures_for(ref, name, seed, kind, kwargs):
     return state, io, meta
 
 
+def formula_state(model, torch):
+    """Deterministic weights for models too large to commit (resnext-29: 10.5M parameters).
+
+    Tensor t (0-based, in sorted state_dict name order), element j (row-major), with b the
+    PyTorch init bound 1/sqrt(fan_in) (fan_in = numel / shape[0]) for >= 2-D tensors:
+      weights (>= 2-D):      b * sin(0.37 j + 1.3 t)
+      BatchNorm weight:      1 + 0.1 sin(0.37 j + 1.3 t)
+      BatchNorm running_var: 1 + 0.25 (1 + sin(0.37 j + 1.3 t))
+      other 1-D tensors:     0.1 sin(0.37 j + 1.3 t)   (biases, BN bias, running_mean)
+      num_batches_tracked:   0
+    computed in float64, rounded to float32. Tests/CDCModelsTests recompute the same values
+    in Swift, so only the input and outputs need committing.
+    """
+    import numpy as np
+    state = model.state_dict()
+    out = {}
+    for t, name in enumerate(sorted(state)):
+        ref = state[name]
+        if ref.dtype == torch.int64:
+            out[name] = torch.zeros_like(ref)
+            continue
+        j = np.arange(ref.numel(), dtype=np.float64)
+        s = np.sin(0.37 * j + 1.3 * t)
+        if ref.dim() >= 2:
+            v = s / np.sqrt(ref.numel() / ref.shape[0])
+        elif name.endswith("running_var"):
+            v = 1 + 0.25 * (1 + s)
+        elif name.endswith(".weight") and name.replace(".weight", ".running_mean") in state:
+            v = 1 + 0.1 * s
+        else:
+            v = 0.1 * s
+        out[name] = torch.from_numpy(v.astype(np.float32).reshape(tuple(ref.shape)))
+    model.load_state_dict(out)
+    return out
+
+
+def formula_fixture(ref, torch, name, seed):
+    """Inputs and outputs of resnext-29 with formula weights (no weights file)."""
+    torch.manual_seed(seed)
+    model = ref.resnext(name, channels=1, classes=10)
+    formula_state(model, torch)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(2, 1, 28, 28, generator=gen)
+    with torch.no_grad():
+        out_eval = model.eval()(x)
+        out_train = model.train()(x)
+    return {"input": x, "output_eval": out_eval, "output_train": out_train}
+
+
 def write_mixed(path):
     import torch
     from safetensors.torch import save_file
@@ -266,6 +315,11 @@ def main():
         save_file(io, ipath,
                   metadata={"fixture": json.dumps(meta, sort_keys=True)})
         written += [wpath, ipath]
+
+    fpath = os.path.join(out_dir, "resnext-29.io.safetensors")
+    save_file(formula_fixture(ref, torch, "resnext-29", 1007), fpath,
+              metadata={"fixture": "resnext-29 with formula weights (formula_state in make_fixtures.py)"})
+    written.append(fpath)
 
     mpath = os.path.join(out_dir, "python_mixed.safetensors")
     write_mixed(mpath)
