@@ -52,23 +52,35 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
 
 import Foundation
 
-/// The process-wide seeded generator behind parameter initialisation, dropout and the
-/// quantizer's noise when no generator is passed (like `torch.manual_seed`).
+/// The seeded generator behind parameter initialisation, dropout and the quantizer's noise
+/// when no generator is passed (like `torch.manual_seed`). Process-wide by default;
+/// `withSeed(_:_:)` gives the current task its own sequence, so that concurrent work (tests
+/// run in parallel, two trainings in one process) stays repeatable.
 public enum GlobalRandom {
-    private final class State: @unchecked Sendable {
+    final class State: @unchecked Sendable {
         let lock = NSLock()
-        var generator = SeededGenerator(seed: 0)
+        var generator: SeededGenerator
+        init(seed: UInt64) { generator = SeededGenerator(seed: seed) }
     }
-    private static let state = State()
+    private static let shared = State(seed: 0)
+    @TaskLocal static var local: State?
 
-    /// Restarts the global sequence from `seed`.
+    /// Restarts the sequence (the task's own one inside `withSeed`, else the process-wide one).
     public static func seed(_ seed: UInt64) {
-        state.lock.lock(); state.generator = SeededGenerator(seed: seed); state.lock.unlock()
+        let s = local ?? shared
+        s.lock.lock(); s.generator = SeededGenerator(seed: seed); s.lock.unlock()
     }
 
-    /// Runs `body` with exclusive access to the global generator.
+    /// Runs `body` with a sequence of its own, started from `seed`, for everything it draws
+    /// through `GlobalRandom` (in this task and the tasks it creates).
+    public static func withSeed<R>(_ seed: UInt64, _ body: () throws -> R) rethrows -> R {
+        try $local.withValue(State(seed: seed)) { try body() }
+    }
+
+    /// Runs `body` with exclusive access to the generator in effect.
     public static func with<R>(_ body: (inout SeededGenerator) throws -> R) rethrows -> R {
-        state.lock.lock(); defer { state.lock.unlock() }
-        return try body(&state.generator)
+        let s = local ?? shared
+        s.lock.lock(); defer { s.lock.unlock() }
+        return try body(&s.generator)
     }
 }
