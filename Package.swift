@@ -19,6 +19,10 @@ let package = Package(
                        providers: [.apt(["libdnnl-dev"])]),
         // zlib, for gzip-compressed IDX files.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
+        // libjpeg-turbo, libwebp and libpng (JPEG/WebP baselines, image folders).
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(name: "CWebP", path: "Sources/CWebP", providers: [.apt(["libwebp-dev"])]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
         // Tensors, autograd, ops; reference kernels and oneDNN kernels.
         .target(name: "CDCTensor", dependencies: ["CDNNL"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
@@ -26,17 +30,24 @@ let package = Package(
         .target(name: "CDCSafetensors"),
         // Modules, layers, losses, optimizers, schedules, checkpoints.
         .target(name: "CDCNN", dependencies: ["CDCTensor", "CDCSafetensors"]),
-        // Datasets (IDX / Fashion-MNIST so far).
-        .target(name: "CDCData", dependencies: ["CDCTensor", "CZlib"]),
+        // Datasets: IDX (Fashion-MNIST), CIFAR binary, image folders; splits, augmentation.
+        .target(name: "CDCData", dependencies: ["CDCTensor", "CZlib", "CPNG", "CTurboJPEG"]),
+        // The upload container of quantized latent codes (versioned, bit-packed, CRC per chunk).
+        .target(name: "CDCCodec", dependencies: ["CZlib"]),
+        // JPEG and WebP as baseline codecs, with honest byte accounting.
+        .target(name: "CDCImageCodecs", dependencies: ["CTurboJPEG", "CWebP"]),
         // The reference models of shared/spec/reference-models.md and the timed steps.
         .target(name: "CDCModels", dependencies: ["CDCNN"]),
         .executableTarget(name: "cdc", dependencies: [
-            "CDCModels", "CDCData",
+            "CDCModels", "CDCData", "CDCCodec", "CDCImageCodecs",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "CDCTensorTests", dependencies: ["CDCTensor"]),
         .testTarget(name: "CDCSafetensorsTests", dependencies: ["CDCSafetensors"]),
         .testTarget(name: "CDCNNTests", dependencies: ["CDCNN"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CDCCodecTests", dependencies: ["CDCCodec"]),
+        .testTarget(name: "CDCImageCodecsTests", dependencies: ["CDCImageCodecs"]),
+        .testTarget(name: "CDCDataTests", dependencies: ["CDCData"]),
         .testTarget(name: "CDCModelsTests", dependencies: ["CDCModels", "CDCData"],
                     resources: [.copy("Fixtures")]),
     ],
