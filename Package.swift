@@ -33,12 +33,16 @@ let package = Package(
         // Datasets: IDX (Fashion-MNIST), CIFAR binary, image folders; splits, augmentation.
         .target(name: "CDCData", dependencies: ["CDCTensor", "CZlib", "CPNG", "CTurboJPEG"]),
         // The upload container of quantized latent codes (versioned, bit-packed, CRC per chunk).
-        .target(name: "CDCCodec", dependencies: ["CZlib"]),
+        .target(name: "CDCCodec", dependencies: ["CZlib"], exclude: ["FORMAT.md"]),
         // JPEG and WebP as baseline codecs, with honest byte accounting.
         .target(name: "CDCImageCodecs", dependencies: ["CTurboJPEG", "CWebP"]),
         // The reference models of shared/spec/reference-models.md and the timed steps.
         .target(name: "CDCModels", dependencies: ["CDCNN"]),
+        // The CDC pipeline: edge training sessions, compression, restoration, cloud training,
+        // the rate–accuracy experiment.
+        .target(name: "CDCPipeline", dependencies: ["CDCModels", "CDCData", "CDCCodec", "CDCImageCodecs", "CDCSafetensors"]),
         .executableTarget(name: "cdc", dependencies: [
+            "CDCPipeline",
             "CDCModels", "CDCData", "CDCCodec", "CDCImageCodecs",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -48,6 +52,7 @@ let package = Package(
         .testTarget(name: "CDCCodecTests", dependencies: ["CDCCodec"]),
         .testTarget(name: "CDCImageCodecsTests", dependencies: ["CDCImageCodecs"]),
         .testTarget(name: "CDCDataTests", dependencies: ["CDCData"]),
+        .testTarget(name: "CDCPipelineTests", dependencies: ["CDCPipeline"]),
         .testTarget(name: "CDCModelsTests", dependencies: ["CDCModels", "CDCData"],
                     resources: [.copy("Fixtures")]),
     ],

@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 swift build -c release --product cdc
-exec .build/release/cdc train --epochs 1 "$@"
+exec .build/release/cdc edge train --epochs 1 "$@"

@@ -2,18 +2,15 @@ import CDCTensor
 import CZlib
 import Foundation
 
-/// Why a dataset file could not be read; the message names the file and the problem.
-public struct DatasetError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
-
 /// Reader of the IDX format of MNIST and Fashion-MNIST (optionally gzip-compressed).
 public enum IDX {
     /// Raw bytes of a file, gunzipped when it starts with the gzip magic.
     public static func readBytes(_ url: URL) throws -> [UInt8] {
         guard FileManager.default.fileExists(atPath: url.path) else { throw DatasetError("\(url.path): no such file") }
-        let data = try Data(contentsOf: url)
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw DatasetError("\(url.path): cannot read (\(error.localizedDescription))")
+        }
         if data.count >= 2 && data[data.startIndex] == 0x1f && data[data.startIndex + 1] == 0x8b {
             guard let gz = gzopen(url.path, "rb") else { throw DatasetError("\(url.path): cannot open as gzip") }
             defer { gzclose(gz) }
@@ -50,21 +47,15 @@ public enum IDX {
     }
 }
 
-/// An in-memory labelled image dataset, pixels scaled to [0, 1].
-public struct ImageDataset: Sendable {
-    /// Pixels, `count × channels × height × width`, row-major.
-    public var pixels: [Float]
-    public var labels: [Int]
-    public var channels: Int, height: Int, width: Int
-    public var classes: Int
-    public var count: Int { labels.count }
-
-    /// Loads an IDX images/labels pair.
+extension ImageDataset {
+    /// Loads an IDX images/labels pair (`count × rows × cols` unsigned bytes, one label byte per
+    /// image, either file optionally gzip-compressed): one channel, `classes` = largest label + 1.
     public static func idx(images: URL, labels: URL) throws -> ImageDataset {
         let (idims, idata) = try IDX.parse(try IDX.readBytes(images), name: images.path)
         let (ldims, ldata) = try IDX.parse(try IDX.readBytes(labels), name: labels.path)
         guard idims.count == 3 else { throw DatasetError("\(images.path): expected 3 dimensions (count, rows, cols), found \(idims)") }
         guard ldims.count == 1 else { throw DatasetError("\(labels.path): expected 1 dimension, found \(ldims)") }
+        guard idims[1] > 0, idims[2] > 0 else { throw DatasetError("\(images.path): empty image size \(idims[1])×\(idims[2])") }
         guard idims[0] == ldims[0] else {
             throw DatasetError("\(images.path) has \(idims[0]) images but \(labels.path) has \(ldims[0]) labels")
         }
@@ -77,7 +68,13 @@ public struct ImageDataset: Sendable {
     /// Debian's `dataset-fashion-mnist` location.
     public static let fashionMNISTDirectory = URL(fileURLWithPath: "/usr/share/datasets/fashion-mnist")
 
-    /// Fashion-MNIST (train or test split) from a directory of the four standard files.
+    /// The ten Fashion-MNIST class names, by label.
+    public static let fashionMNISTClassNames = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+    /// Fashion-MNIST (train or test split) from a directory of the four standard files
+    /// (`train-`/`t10k-images-idx3-ubyte` and `-labels-idx1-ubyte`, each optionally `.gz`);
+    /// 10 classes, named by ``fashionMNISTClassNames``.
     public static func fashionMNIST(train: Bool, directory: URL = fashionMNISTDirectory) throws -> ImageDataset {
         let prefix = train ? "train" : "t10k"
         func file(_ base: String) -> URL {
@@ -86,39 +83,7 @@ public struct ImageDataset: Sendable {
         }
         var d = try idx(images: file("\(prefix)-images-idx3-ubyte"), labels: file("\(prefix)-labels-idx1-ubyte"))
         d.classes = 10
+        d.classNames = fashionMNISTClassNames
         return d
-    }
-
-    /// The first `n` samples.
-    public func prefix(_ n: Int) -> ImageDataset {
-        let k = min(n, count), per = channels * height * width
-        return ImageDataset(pixels: Array(pixels[0..<(k * per)]), labels: Array(labels[0..<k]), channels: channels,
-                            height: height, width: width, classes: classes)
-    }
-
-    /// Batches in a seeded random order (the last partial batch is dropped when `dropLast`).
-    public func batches(size: Int, shuffle seed: UInt64?, dropLast: Bool = false) -> [(Tensor, [Int])] {
-        var order = Array(0..<count)
-        if let seed { var g = SeededGenerator(seed: seed); order.shuffle(using: &g) }
-        let per = channels * height * width
-        var out: [(Tensor, [Int])] = []
-        var i = 0
-        while i < count {
-            let n = min(size, count - i)
-            if dropLast && n < size { break }
-            let t = Tensor.empty([n, channels, height, width])
-            let p = t.mutablePointer
-            var ys: [Int] = []
-            pixels.withUnsafeBufferPointer { src in
-                for j in 0..<n {
-                    let s = order[i + j]
-                    (p + j * per).update(from: src.baseAddress! + s * per, count: per)
-                    ys.append(labels[s])
-                }
-            }
-            out.append((t, ys))
-            i += n
-        }
-        return out
     }
 }

@@ -63,7 +63,12 @@ public enum Checkpoint {
                 throw CheckpointError.wrongDType(name: name, expected: "I64", found: s.dtype.rawValue)
             }
             guard s.shape.reduce(1, *) == 1 else { throw CheckpointError.shapeMismatch(name: name, expected: [], found: s.shape) }
-            counterUpdates.append((c, Int(try s.floats()[0])))
+            // Read the integer itself (through Float it would round above 2^24).
+            let value: Int = s.data.withUnsafeBytes { raw in
+                s.dtype == .i64 ? Int(Int64(littleEndian: raw.loadUnaligned(as: Int64.self)))
+                                : Int(Int32(littleEndian: raw.loadUnaligned(as: Int32.self)))
+            }
+            counterUpdates.append((c, value))
         }
         for (t, v) in floatUpdates { t.assign(Tensor(v, shape: t.shape)) }
         for (c, v) in counterUpdates { c.value = v }

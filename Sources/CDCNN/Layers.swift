@@ -199,6 +199,8 @@ public final class Sequential: Module {
     public let layers: [Module]
     public init(_ layers: [Module]) { self.layers = layers }
     public convenience init(_ layers: Module...) { self.init(layers) }
+    /// The layers, named "0", "1", … (PyTorch's `Sequential` naming, no property prefix).
+    public override func children() -> [(String, Module)] { layers.enumerated().map { ("\($0.offset)", $0.element) } }
     public override func forward(_ x: Tensor) -> Tensor {
         var h = x
         var i = 0

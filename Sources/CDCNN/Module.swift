@@ -68,13 +68,13 @@ open class Module: @unchecked Sendable {
         return out
     }
 
-    /// Direct child modules with their names.
-    public func children() -> [(String, Module)] {
+    /// Direct child modules with their names; the elements of an array property are named
+    /// `<property>.<index>`, as PyTorch names a `ModuleList`'s.
+    open func children() -> [(String, Module)] {
         var out: [(String, Module)] = []
         for (name, value) in reflectedProperties() {
-            if let m = value as? Module { out.append((name, m)) }
-            else if let ms = value as? [Module] { for (i, m) in ms.enumerated() { out.append(("\(i)", m)) } }
-            else if let opt = value as? Module?, let m = opt { out.append((name, m)) }
+            if let m = value as? Module { out.append((name, m)) }   // also unwraps optionals
+            else if let ms = value as? [Module] { for (i, m) in ms.enumerated() { out.append(("\(name).\(i)", m)) } }
         }
         return out
     }

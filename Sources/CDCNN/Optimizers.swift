@@ -8,6 +8,16 @@ public protocol Optimizer: AnyObject {
     var learningRate: Float { get set }
     /// One update from the current gradients (parameters without a gradient are skipped).
     func step()
+    /// The optimizer's per-parameter state (momentum buffers, moment estimates, step counts),
+    /// named `<parameter index>.<slot>` as PyTorch's optimizer `state_dict` indexes them.
+    func stateTensors() -> [String: Tensor]
+    /// Restores state saved by `stateTensors()` (for resuming a training run).
+    func loadStateTensors(_ state: [String: Tensor]) throws
+}
+
+/// Why optimizer state could not be restored.
+public struct OptimizerStateError: Error, CustomStringConvertible {
+    public let description: String
 }
 
 extension Optimizer {
@@ -24,6 +34,40 @@ final class Slots {
         slots[ObjectIdentifier(p)] = s
         return s
     }
+    func existing(_ p: Tensor) -> [Storage]? { slots[ObjectIdentifier(p)] }
+
+    /// Slot tensors by "<index>.<name>" for the parameters that have state.
+    func export(_ parameters: [Tensor], names: [String]) -> [String: Tensor] {
+        var out: [String: Tensor] = [:]
+        for (i, p) in parameters.enumerated() {
+            guard let s = existing(p) else { continue }
+            for (name, storage) in zip(names, s) {
+                let t = Tensor.empty(p.shape)
+                t.mutablePointer.update(from: storage.pointer, count: p.count)
+                out["\(i).\(name)"] = t
+            }
+        }
+        return out
+    }
+
+    /// Restores slots exported by `export`; every tensor must fit its parameter.
+    func load(_ state: [String: Tensor], _ parameters: [Tensor], names: [String]) throws {
+        for (i, p) in parameters.enumerated() {
+            let found = names.map { state["\(i).\($0)"] }
+            if found.allSatisfy({ $0 == nil }) { continue }
+            let storages = try zip(names, found).map { name, t -> Storage in
+                guard let t, t.shape == p.shape else {
+                    throw OptimizerStateError(description: "optimizer state '\(i).\(name)' is missing or does not fit parameter \(i) of shape \(p.shape)")
+                }
+                let s = Storage(count: p.count)
+                s.pointer.update(from: t.plain.pointer, count: p.count)
+                return s
+            }
+            slots.removeValue(forKey: ObjectIdentifier(p))
+            let dst = get(p, count: names.count)
+            for (d, s) in zip(dst, storages) { d.pointer.update(from: s.pointer, count: p.count) }
+        }
+    }
 }
 
 /// Stochastic gradient descent with optional momentum, Nesterov momentum and L2 weight decay
@@ -39,6 +83,13 @@ public final class SGD: Optimizer {
         precondition(!nesterov || momentum > 0, "SGD: Nesterov momentum needs momentum > 0")
         self.parameters = parameters; self.learningRate = learningRate
         self.momentum = momentum; self.nesterov = nesterov; self.weightDecay = weightDecay
+    }
+
+    public func stateTensors() -> [String: Tensor] { slots.export(parameters, names: ["momentum_buffer"]) }
+
+    public func loadStateTensors(_ state: [String: Tensor]) throws {
+        try slots.load(state, parameters, names: ["momentum_buffer"])
+        for p in parameters where slots.existing(p) != nil { started.insert(ObjectIdentifier(p)) }
     }
 
     public func step() {
@@ -86,6 +137,21 @@ public class Adam: Optimizer {
         self.parameters = parameters; self.learningRate = learningRate
         self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon; self.weightDecay = weightDecay
         self.decoupled = decoupled
+    }
+
+    public func stateTensors() -> [String: Tensor] {
+        var out = slots.export(parameters, names: ["exp_avg", "exp_avg_sq"])
+        for (i, p) in parameters.enumerated() {
+            if let t = steps[ObjectIdentifier(p)] { out["\(i).step"] = Tensor(scalar: Float(t)) }
+        }
+        return out
+    }
+
+    public func loadStateTensors(_ state: [String: Tensor]) throws {
+        try slots.load(state, parameters, names: ["exp_avg", "exp_avg_sq"])
+        for (i, p) in parameters.enumerated() {
+            if let t = state["\(i).step"] { steps[ObjectIdentifier(p)] = Int(t.item) }
+        }
     }
 
     public func step() {

@@ -7,7 +7,7 @@ struct CDC: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cdc",
         abstract: "Classification-driven compression for edge–cloud deep learning.",
-        subcommands: [Train.self, Models.self, Bench.self, Profile.self])
+        subcommands: [Edge.self, Cloud.self, Inspect.self, Experiment.self, Models.self, Bench.self, Profile.self])
 }
 
 /// Options shared by commands that compute.

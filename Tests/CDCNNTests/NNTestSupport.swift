@@ -80,10 +80,24 @@ func expectAllClose(_ actual: Tensor, _ expected: Tensor, rtol: Float = 1e-5, at
 
 /// Runs `body` twice, each time right after `GlobalRandom.seed(seed)`, and returns both results.
 ///
-/// Other test targets in the same process may draw from `GlobalRandom` concurrently (any layer
-/// they create does), which would make two otherwise identical runs differ; so a differing pair
-/// is retried a few times. A broken seed would never give an identical pair.
-func twiceWithSeed<R: Equatable>(_ seed: UInt64, attempts: Int = 5, _ body: () -> R) -> (R, R) {
+/// Everything runs inside `GlobalRandom.withSeed`, which gives this task its own sequence
+/// (`seed` then restarts that one), so tests running in parallel that create layers cannot
+/// draw numbers in between.
+func twiceWithSeed<R>(_ seed: UInt64, _ body: () -> R) -> (R, R) {
+    GlobalRandom.withSeed(seed &+ 0x5EED) {
+        GlobalRandom.seed(seed)
+        let a = body()
+        GlobalRandom.seed(seed)
+        let b = body()
+        return (a, b)
+    }
+}
+
+/// The same with the process-wide sequence (no `withSeed`): other tests in the process may
+/// draw from it concurrently (any layer they create does), which would make two otherwise
+/// identical runs differ; so a differing pair is retried a few times. A broken seed would
+/// never give an identical pair.
+func twiceWithProcessWideSeed<R: Equatable>(_ seed: UInt64, attempts: Int = 8, _ body: () -> R) -> (R, R) {
     var last: (R, R)? = nil
     for _ in 0..<attempts {
         GlobalRandom.seed(seed)

@@ -1,0 +1,72 @@
+import CDCData
+import CDCModels
+import CDCNN
+import CDCTensor
+import Foundation
+
+/// Settings of the cloud's classifier training (stage 2).
+public struct ClassifierConfig: Codable, Sendable, Equatable {
+    /// `resnext-11` (CPU default) or `resnext-29` (the paper's).
+    public var model = "resnext-11"
+    public var epochs = 10
+    public var batchSize = 128
+    /// Peak learning rate of SGD (momentum 0.9, Nesterov), cosine decay after a one-epoch warm-up.
+    public var learningRate: Float = 0.05
+    public var weightDecay: Float = 5e-4
+    /// Padding (2 pixels) + random crop, no flip (the paper does not flip, and Fashion-MNIST's
+    /// shoes all face one way).
+    public var augment = true
+    public var seed: UInt64 = 0
+    public init() {}
+}
+
+/// Trains and evaluates the cloud's advanced classifier.
+public enum CloudClassifier {
+    /// A fresh model of `config.model` for the dataset's geometry.
+    public static func make(_ config: ClassifierConfig, channels: Int, classes: Int) throws -> Module {
+        switch config.model {
+        case "resnext-11": return ResNeXt.resnext11(channels: channels, classes: classes)
+        case "resnext-29": return ResNeXt.resnext29(channels: channels, classes: classes)
+        default: throw PipelineError("unknown classifier '\(config.model)' (resnext-11 or resnext-29)")
+        }
+    }
+
+    /// Trains a classifier on `train`; `progress(epoch, batch, batches, status)`.
+    public static func train(_ train: ImageDataset, config: ClassifierConfig,
+                             progress: ((Int, Int, Int, String) -> Void)? = nil) throws -> Module {
+        let model = try GlobalRandom.withSeed(config.seed) { try make(config, channels: train.channels, classes: train.classes) }
+        let batchesPerEpoch = train.count / config.batchSize
+        guard batchesPerEpoch > 0 else { throw PipelineError("training set of \(train.count) images is smaller than one batch") }
+        let total = batchesPerEpoch * config.epochs
+        let schedule = CosineSchedule(base: config.learningRate, totalSteps: max(total, 2),
+                                      warmupSteps: min(batchesPerEpoch, max(total - 1, 0)))
+        let optimizer = SGD(model.parameters(), learningRate: config.learningRate, momentum: 0.9, nesterov: true,
+                            weightDecay: config.weightDecay)
+        let trainer = ClassifierTrainer(model: model, optimizer: optimizer)
+        var step = 0
+        var generator = SeededGenerator(seed: config.seed &+ 17)
+        let augmentation = Augmentation(padding: 2, randomCrop: true, horizontalFlip: false)
+        for epoch in 1...config.epochs {
+            var loss: Float = 0, correct = 0, seen = 0
+            let batches = train.batches(size: config.batchSize, shuffle: config.seed &+ UInt64(epoch) &* 104_729, dropLast: true)
+            for (i, (x0, y)) in batches.enumerated() {
+                if config.augment { augmentation.apply(to: x0, generator: &generator) }
+                let x = x0
+                optimizer.learningRate = schedule.learningRate(at: step)
+                let r = trainer.step(x, labels: y)
+                step += 1
+                loss += r.loss; correct += r.correct; seen += y.count
+                progress?(epoch, i + 1, batches.count, String(format: "loss %.3f  acc %.1f%%  lr %.4f", loss / Float(i + 1),
+                                                              100 * Float(correct) / Float(seen), optimizer.learningRate))
+            }
+        }
+        model.eval()
+        return model
+    }
+
+    /// Top-1 accuracy of `model` on `data` (evaluation mode).
+    public static func accuracy(_ model: Module, on data: ImageDataset) -> Float {
+        ClassifierTrainer.accuracy(model, batches: data.batches(size: 500, shuffle: nil))
+    }
+}
+

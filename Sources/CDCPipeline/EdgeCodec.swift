@@ -1,0 +1,74 @@
+import CDCCodec
+import CDCData
+import CDCModels
+import CDCNN
+import CDCSafetensors
+import CDCTensor
+import Foundation
+
+/// The edge's compression of a dataset into an upload (container + decoder) and the
+/// cloud's restoration of it.
+public enum EdgeCodec {
+    /// The decoder's weights as a safetensors file (names of the decoder `Sequential`:
+    /// `0.weight` … `4.bias`), with what the cloud needs to rebuild it in the metadata.
+    public static func decoderFile(_ ae: CDCAutoencoder, channels: Int) throws -> [UInt8] {
+        let tensors = Checkpoint.stateDict(ae.decoder)
+        return try SafetensorsFile(tensors: tensors, metadata: [
+            "model": "cdc-ae decoder", "channels": "\(channels)", "mask": "\(ae.quantizer.mask)",
+        ]).encoded()
+    }
+
+    /// Rebuilds the decoder from `decoderFile` bytes; returns an autoencoder whose decoder
+    /// (and quantizer, for restoring symbols) are ready; its encoder is untrained.
+    public static func loadDecoder(_ bytes: [UInt8]) throws -> CDCAutoencoder {
+        let file = try SafetensorsFile.decode(bytes)
+        guard file.metadata["model"] == "cdc-ae decoder", let c = file.metadata["channels"].flatMap(Int.init),
+              let m = file.metadata["mask"].flatMap(Int.init), (0...4).contains(m), c >= 1 else {
+            throw PipelineError("not a cdc-ae decoder file (metadata \(file.metadata))")
+        }
+        let ae = CDCAutoencoder.image(channels: c, mask: m)
+        try Checkpoint.load(file.tensors, into: ae.decoder)
+        return ae.eval()
+    }
+
+    /// Encodes every image of `data` (E + quantize, inference mode) into a container.
+    public static func compress(_ ae: CDCAutoencoder, _ data: ImageDataset, decoderHash: UInt64,
+                                batchSize: Int = 500) throws -> LatentContainer {
+        ae.eval()
+        defer { ae.train() }
+        var symbols: [Int8] = []
+        var shape: [Int] = []
+        symbols.reserveCapacity(data.count * 16 * (data.height / 4) * (data.width / 4))
+        for (x, _) in data.batches(size: batchSize, shuffle: nil) {
+            let (s, sh) = ae.encode(x)
+            symbols += s
+            shape = Array(sh.dropFirst())
+        }
+        return try LatentContainer(mask: ae.quantizer.mask, latentShape: shape, symbols: symbols, labels: data.labels,
+                                   classes: data.classes, decoderHash: decoderHash, samplesPerChunk: 1024)
+    }
+
+    /// Restores the images of a container with the uploaded decoder (pixels clamped to [0, 1]).
+    public static func restore(_ container: LatentContainer, decoder ae: CDCAutoencoder, channels: Int,
+                               height: Int, width: Int, batchSize: Int = 500) throws -> ImageDataset {
+        guard ae.quantizer.mask == container.mask else {
+            throw PipelineError("the decoder was trained for m = \(ae.quantizer.mask), the container holds m = \(container.mask)")
+        }
+        let per = container.latentShape.reduce(1, *)
+        var pixels: [Float] = []
+        pixels.reserveCapacity(container.count * channels * height * width)
+        var start = 0
+        while start < container.count {
+            let n = min(batchSize, container.count - start)
+            let batch = Array(container.symbols[(start * per)..<((start + n) * per)])
+            let x = ae.decode(batch, shape: [n] + container.latentShape)
+            guard x.shape == [n, channels, height, width] else {
+                throw PipelineError("decoder output \(x.shape) does not match images \(channels)×\(height)×\(width)")
+            }
+            pixels += x.values.map { min(max($0, 0), 1) }
+            start += n
+        }
+        return ImageDataset(pixels: pixels, labels: container.labels, channels: channels, height: height, width: width,
+                            classes: container.classes)
+    }
+}

@@ -1,0 +1,141 @@
+import CDCData
+import CDCModels
+import CDCNN
+import CDCTensor
+import Foundation
+
+/// Settings of stage 1 (joint training of the autoencoder and the elementary classifier).
+public struct EdgeConfig: Codable, Sendable, Equatable {
+    /// Quantizer mask m (0…4): 5 − m bits per latent.
+    public var mask = 4
+    /// Guidance weight: the AE's loss is L_A + L_C/α.
+    public var alpha: Float = 48
+    /// False trains the plain autoencoder (the EC still learns, but sends nothing back).
+    public var guidance = true
+    public var epochs = 1
+    public var batchSize = 128
+    public var learningRate: Float = 1e-3
+    public var seed: UInt64 = 0
+    public init() {}
+}
+
+/// Losses and accuracy of one epoch of stage 1.
+public struct EdgeEpochStats: Codable, Sendable {
+    public var epoch: Int
+    public var reconstruction: Float, classification: Float, ecAccuracy: Float, seconds: Double
+}
+
+/// A stage-1 training run on the edge: the models, their optimizers and the progress so far.
+/// Saved to and resumed from a directory (`ae.safetensors`, `ec.safetensors`, optimizer
+/// state, `session.json`), each file written atomically.
+public final class EdgeSession {
+    public let config: EdgeConfig
+    public let autoencoder: CDCAutoencoder
+    public let classifier: Sequential
+    public let trainer: EdgeTrainer
+    /// Image geometry the models were built for.
+    public let channels: Int, height: Int, width: Int, classes: Int
+    /// Epochs finished so far.
+    public private(set) var epochsDone = 0
+    public private(set) var history: [EdgeEpochStats] = []
+
+    public init(config: EdgeConfig, channels: Int, height: Int, width: Int, classes: Int) {
+        self.config = config
+        self.channels = channels; self.height = height; self.width = width; self.classes = classes
+        (autoencoder, classifier) = GlobalRandom.withSeed(config.seed) {
+            (CDCAutoencoder.image(channels: channels, mask: config.mask),
+             ElementaryClassifier.image(channels: channels, height: height, width: width, classes: classes))
+        }
+        trainer = EdgeTrainer(autoencoder: autoencoder, classifier: classifier, alpha: config.alpha,
+                              guidance: config.guidance, learningRate: config.learningRate)
+    }
+
+    /// One epoch over `data` (seeded order; the last partial batch is dropped).
+    @discardableResult
+    public func trainEpoch(_ data: ImageDataset, progress: ((Int, Int, String) -> Void)? = nil) -> EdgeEpochStats {
+        let epoch = epochsDone + 1
+        let start = Date()
+        let batches = data.batches(size: config.batchSize, shuffle: config.seed &+ UInt64(epoch) &* 7919, dropLast: true)
+        var sumA: Float = 0, sumC: Float = 0, correct = 0, seen = 0
+        GlobalRandom.withSeed(config.seed &+ UInt64(epoch)) {
+            for (i, (x, y)) in batches.enumerated() {
+                let r = trainer.step(x, labels: y)
+                sumA += r.reconstruction; sumC += r.classification; correct += r.correct; seen += r.count
+                progress?(i + 1, batches.count, String(format: "L_A %.4f  L_C %.3f  EC acc %.1f%%", sumA / Float(i + 1),
+                                                       sumC / Float(i + 1), 100 * Float(correct) / Float(max(seen, 1))))
+            }
+        }
+        let n = Float(max(batches.count, 1))
+        let stats = EdgeEpochStats(epoch: epoch, reconstruction: sumA / n, classification: sumC / n,
+                                   ecAccuracy: Float(correct) / Float(max(seen, 1)), seconds: Date().timeIntervalSince(start))
+        epochsDone = epoch
+        history.append(stats)
+        return stats
+    }
+
+    /// Reconstruction MSE and EC accuracy on `data` passed through the codec (inference mode).
+    public func evaluate(_ data: ImageDataset) -> (mse: Float, ecAccuracy: Float) {
+        autoencoder.eval(); classifier.eval()
+        defer { autoencoder.train(); classifier.train() }
+        var mse: Double = 0, correct = 0
+        Autograd.noGrad {
+            for (x, y) in data.batches(size: 500, shuffle: nil) {
+                let xHat = autoencoder(x)
+                mse += Double(Tensor.mse(xHat, x).item) * Double(y.count)
+                correct += zip(classifier(xHat).argmaxLastAxis(), y).filter { $0 == $1 }.count
+            }
+        }
+        return (Float(mse / Double(max(data.count, 1))), Float(correct) / Float(max(data.count, 1)))
+    }
+
+    // MARK: Saving and resuming
+
+    struct Saved: Codable {
+        var config: EdgeConfig
+        var channels: Int, height: Int, width: Int, classes: Int
+        var epochsDone: Int
+        var history: [EdgeEpochStats]
+    }
+
+    /// Writes the session into `dir` (created if needed). Weights first, `session.json` last,
+    /// so an interrupted save leaves the previous `session.json` pointing at complete files
+    /// of the previous or the new epoch, never at a half-written one.
+    public func save(to dir: URL) throws {
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try Checkpoint.save(autoencoder, to: dir.appendingPathComponent("ae.safetensors"),
+                            metadata: ["model": "cdc-ae", "mask": "\(config.mask)"])
+        try Checkpoint.save(classifier, to: dir.appendingPathComponent("ec.safetensors"), metadata: ["model": "cdc-ec"])
+        try OptimizerState.save(trainer.aeOptimizer, to: dir.appendingPathComponent("ae.optimizer.safetensors"))
+        try OptimizerState.save(trainer.ecOptimizer, to: dir.appendingPathComponent("ec.optimizer.safetensors"))
+        let saved = Saved(config: config, channels: channels, height: height, width: width, classes: classes,
+                          epochsDone: epochsDone, history: history)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try enc.encode(saved).write(to: dir.appendingPathComponent("session.json"), options: .atomic)
+    }
+
+    /// Restores a session saved by `save(to:)`.
+    public static func resume(from dir: URL) throws -> EdgeSession {
+        let url = dir.appendingPathComponent("session.json")
+        guard let data = try? Data(contentsOf: url) else { throw PipelineError("\(url.path): no saved session here") }
+        let saved: Saved
+        do { saved = try JSONDecoder().decode(Saved.self, from: data) } catch {
+            throw PipelineError("\(url.path): not a session file (\(error))")
+        }
+        let s = EdgeSession(config: saved.config, channels: saved.channels, height: saved.height, width: saved.width,
+                            classes: saved.classes)
+        try Checkpoint.load(into: s.autoencoder, from: dir.appendingPathComponent("ae.safetensors"))
+        try Checkpoint.load(into: s.classifier, from: dir.appendingPathComponent("ec.safetensors"))
+        try OptimizerState.load(into: s.trainer.aeOptimizer, from: dir.appendingPathComponent("ae.optimizer.safetensors"))
+        try OptimizerState.load(into: s.trainer.ecOptimizer, from: dir.appendingPathComponent("ec.optimizer.safetensors"))
+        s.epochsDone = saved.epochsDone
+        s.history = saved.history
+        return s
+    }
+}
+
+/// An error of the pipeline, with a message for the user.
+public struct PipelineError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,16 @@
+import CDCNN
+import Foundation
+
+/// The compression-ratio switch (paper §4.4, Fig. 5): a trained session's weights, a new mask.
+public enum Retune {
+    /// A new session at `mask` whose AE and EC start from `old`'s weights, trained on with
+    /// `learningRate` (low) for `epochs` more epochs.
+    public static func session(from old: EdgeSession, mask: Int, learningRate: Float, epochs: Int) throws -> EdgeSession {
+        var c = old.config
+        c.mask = mask; c.learningRate = learningRate; c.epochs = epochs
+        let s = EdgeSession(config: c, channels: old.channels, height: old.height, width: old.width, classes: old.classes)
+        try Checkpoint.load(Checkpoint.stateDict(old.autoencoder), into: s.autoencoder)
+        try Checkpoint.load(Checkpoint.stateDict(old.classifier), into: s.classifier)
+        return s
+    }
+}

@@ -1,0 +1,155 @@
+import ArgumentParser
+import CDCCodec
+import CDCData
+import CDCModels
+import CDCNN
+import CDCPipeline
+import CDCTensor
+import Foundation
+
+/// `cdc edge …`: stage 1 on the edge server.
+struct Edge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The edge: train the autoencoder and the elementary classifier, compress a dataset, retune to another m.",
+        subcommands: [EdgeTrain.self, EdgeCompress.self, EdgeRetune.self])
+}
+
+/// Where the images come from.
+struct DataOptions: ParsableArguments {
+    @Option(help: "Directory with Fashion-MNIST/MNIST IDX files (default: Debian's /usr/share/datasets/fashion-mnist).")
+    var data: String?
+    @Option(help: "Use only the first N images (0 = all).") var subset = 0
+
+    /// The training split (first `subset` images) or the whole test split.
+    func load(train: Bool) throws -> ImageDataset {
+        let dir = data.map { URL(fileURLWithPath: $0) } ?? ImageDataset.fashionMNISTDirectory
+        let d = try ImageDataset.fashionMNIST(train: train, directory: dir)
+        return train && subset > 0 ? d.prefix(subset) : d
+    }
+}
+
+/// `cdc edge train`: joint training of cdc-ae and cdc-ec (paper eq. 4–6), resumable.
+struct EdgeTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train cdc-ae + cdc-ec jointly (the AE's loss is L_A + L_C/α); checkpoints every epoch, resumable.")
+
+    @OptionGroup var engine: EngineOptions
+    @OptionGroup var dataOptions: DataOptions
+    @Option(help: "Epochs (in total, counting those of a resumed session).") var epochs = 1
+    @Option(help: "Batch size.") var batch = 128
+    @Option(help: "Quantizer mask m (0…4): 5−m bits per latent.") var mask = 4
+    @Option(help: "Guidance weight α (the AE's loss is L_A + L_C/α).") var alpha: Float = 48
+    @Flag(help: "Train the plain autoencoder (no classification guidance).") var noGuidance = false
+    @Option(help: "Adam learning rate.") var lr: Float = 1e-3
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "Session directory: checkpoints (safetensors) and progress are saved here after every epoch.")
+    var out: String?
+    @Flag(help: "Continue the session saved in --out.") var resume = false
+
+    mutating func run() throws {
+        try engine.apply()
+        guard (0...4).contains(mask) else { throw ValidationError("--mask must be in 0…4") }
+        guard epochs >= 1, batch >= 2, alpha > 0 else { throw ValidationError("--epochs ≥ 1, --batch ≥ 2 and --alpha > 0 are required") }
+        if resume && out == nil { throw ValidationError("--resume needs --out DIR") }
+        let train = try dataOptions.load(train: true)
+        let test = try dataOptions.load(train: false)
+        guard train.height % 4 == 0, train.width % 4 == 0 else { throw ValidationError("image size must be divisible by 4") }
+        let session: EdgeSession
+        if resume, let out {
+            session = try EdgeSession.resume(from: URL(fileURLWithPath: out))
+            log("resumed \(out) after epoch \(session.epochsDone) (m=\(session.config.mask), α=\(session.config.alpha))")
+        } else {
+            var c = EdgeConfig()
+            c.mask = mask; c.alpha = alpha; c.guidance = !noGuidance; c.epochs = epochs; c.batchSize = batch
+            c.learningRate = lr; c.seed = seed
+            session = EdgeSession(config: c, channels: train.channels, height: train.height, width: train.width, classes: train.classes)
+        }
+        let c = session.config
+        log("training cdc-ae (m=\(c.mask), \(5 - c.mask) bits/latent) + cdc-ec on \(train.count) images "
+            + "\(train.height)×\(train.width), batch \(c.batchSize), α=\(c.alpha)\(c.guidance ? "" : ", no guidance"), "
+            + "\(Engine.threads) threads")
+        let start = Date()
+        while session.epochsDone < epochs {
+            let bar = ProgressBar(total: train.count / c.batchSize, label: "epoch \(session.epochsDone + 1)/\(epochs)")
+            session.trainEpoch(train) { done, _, status in bar.update(done, status) }
+            bar.finish()
+            if let out { try session.save(to: URL(fileURLWithPath: out)) }
+        }
+        let last = session.history.last!
+        let (mse, acc) = session.evaluate(test)
+        print(String(format: "final training loss: L_A %.4f  L_C %.4f  (EC train accuracy %.2f%%)",
+                     last.reconstruction, last.classification, 100 * last.ecAccuracy))
+        print(String(format: "test set (%d images, through the codec at %d bits/latent): reconstruction MSE %.4f, EC accuracy %.2f%%",
+                     test.count, 5 - c.mask, mse, 100 * acc))
+        print(String(format: "time: %.1f s", Date().timeIntervalSince(start)))
+        if let out { print("session saved in \(out)") }
+    }
+}
+
+/// `cdc edge compress`: the upload files of a dataset.
+struct EdgeCompress: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compress",
+        abstract: "Encode a dataset with a trained session's autoencoder into a container, and export its decoder.")
+
+    @OptionGroup var engine: EngineOptions
+    @OptionGroup var dataOptions: DataOptions
+    @Option(help: "Session directory of `cdc edge train`.") var session: String
+    @Option(help: "Which split to encode: train or test.") var split = "train"
+    @Option(help: "Container file to write.") var out: String
+    @Option(help: "Decoder file to write (safetensors).") var decoderOut: String
+
+    mutating func run() throws {
+        try engine.apply()
+        guard split == "train" || split == "test" else { throw ValidationError("--split must be train or test") }
+        let s = try EdgeSession.resume(from: URL(fileURLWithPath: session))
+        let data = try dataOptions.load(train: split == "train")
+        let decoder = try EdgeCodec.decoderFile(s.autoencoder, channels: data.channels)
+        try Data(decoder).write(to: URL(fileURLWithPath: decoderOut), options: .atomic)
+        let t0 = Date()
+        let container = try EdgeCodec.compress(s.autoencoder, data, decoderHash: ModelIdentity.hash(decoder))
+        let seconds = Date().timeIntervalSince(t0)
+        try container.write(to: URL(fileURLWithPath: out))
+        let raw = data.count * data.channels * data.height * data.width + data.count
+        let bytes = container.accounting.total + decoder.count
+        print(String(format: "encoded %d images in %.2f s: container %d bytes + decoder %d bytes = %d bytes uplink, raw %d bytes (%.1f× less)",
+                     data.count, seconds, container.accounting.total, decoder.count, bytes, raw, Double(raw) / Double(bytes)))
+    }
+}
+
+/// `cdc edge retune`: fine-tune a trained session to another mask (paper §4.4).
+struct EdgeRetune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retune",
+        abstract: "Fine-tune a trained autoencoder to another mask m with a low learning rate (paper §4.4).")
+
+    @OptionGroup var engine: EngineOptions
+    @OptionGroup var dataOptions: DataOptions
+    @Option(help: "Session directory of `cdc edge train`.") var session: String
+    @Option(help: "The new mask m (0…4).") var mask: Int
+    @Option(help: "Epochs of fine-tuning.") var epochs = 1
+    @Option(help: "Adam learning rate (low: the weights start trained).") var lr: Float = 1e-4
+    @Option(help: "Session directory for the retuned models.") var out: String
+
+    mutating func run() throws {
+        try engine.apply()
+        guard (0...4).contains(mask) else { throw ValidationError("--mask must be in 0…4") }
+        let old = try EdgeSession.resume(from: URL(fileURLWithPath: session))
+        let train = try dataOptions.load(train: true)
+        let test = try dataOptions.load(train: false)
+        let retuned = try Retune.session(from: old, mask: mask, learningRate: lr, epochs: epochs)
+        log("retuning m=\(old.config.mask) → m=\(mask), lr \(lr)")
+        let before = retuned.evaluate(test)
+        print(String(format: "before: reconstruction MSE %.5f at m=%d", before.mse, mask))
+        for e in 1...epochs {
+            let bar = ProgressBar(total: train.count / retuned.config.batchSize, label: "retune \(e)/\(epochs)")
+            retuned.trainEpoch(train) { done, _, status in bar.update(done, status) }
+            bar.finish()
+            let r = retuned.evaluate(test)
+            print(String(format: "epoch %d: reconstruction MSE %.5f, EC accuracy %.2f%%", e, r.mse, 100 * r.ecAccuracy))
+        }
+        try retuned.save(to: URL(fileURLWithPath: out))
+        print("retuned session saved in \(out)")
+    }
+}

@@ -1,0 +1,54 @@
+import ArgumentParser
+import CDCData
+import CDCPipeline
+import Foundation
+
+/// `cdc experiment …`.
+struct Experiment: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Experiments that reproduce the paper's tables and figures.",
+                                                    subcommands: [RateAccuracy.self])
+}
+
+/// `cdc experiment rate-accuracy`: raw, CDC and plain AE at every m, an α sweep, JPEG and WebP.
+struct RateAccuracy: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rate-accuracy",
+        abstract: "Train and evaluate every method; write results.csv, results.md, plot.svg and timings.json.")
+
+    @OptionGroup var engine: EngineOptions
+    @Option(help: "IDX directory (default: Debian's Fashion-MNIST).") var data: String?
+    @Option(help: "Output directory.") var out = "results"
+    @Flag(help: "A short version (6000/2000 images, 3+3 epochs, fewer α and codec points): minutes, not hours.") var quick = false
+    @Option(help: "Training images (0 = all).") var trainSubset: Int?
+    @Option(help: "Test images (0 = all).") var testSubset: Int?
+    @Option(help: "Edge training epochs.") var edgeEpochs: Int?
+    @Option(help: "Classifier training epochs.") var classifierEpochs: Int?
+    @Option(help: "Seeds, comma-separated (each CDC/AE row once per seed).") var seeds: String?
+    @Option(help: "Masks, comma-separated.") var masks: String?
+    @Option(help: "Default α.") var alpha: Float?
+    @Option(help: "α values of the sweep, comma-separated (empty: none).") var alphaSweep: String?
+    @Flag(help: "Skip JPEG and WebP.") var noBaselines = false
+
+    mutating func run() throws {
+        try engine.apply()
+        var c = quick ? ExperimentConfig.quick : ExperimentConfig()
+        if let v = trainSubset { c.trainSubset = v }
+        if let v = testSubset { c.testSubset = v }
+        if let v = edgeEpochs { c.edge.epochs = v }
+        if let v = classifierEpochs { c.classifier.epochs = v }
+        if let v = alpha { c.edge.alpha = v }
+        if let v = seeds { c.seeds = try v.split(separator: ",").map { guard let s = UInt64($0) else { throw ValidationError("bad seed '\($0)'") }; return s } }
+        if let v = masks { c.masks = try v.split(separator: ",").map { guard let m = Int($0), (0...4).contains(m) else { throw ValidationError("bad mask '\($0)'") }; return m } }
+        if let v = alphaSweep { c.alphaSweep = try v.split(separator: ",").map { guard let a = Float($0), a > 0 else { throw ValidationError("bad α '\($0)'") }; return a } }
+        if noBaselines { c.includeBaselines = false }
+        guard !c.seeds.isEmpty, c.edge.epochs >= 1, c.classifier.epochs >= 1 else { throw ValidationError("need a seed and ≥ 1 epoch") }
+        let dir = data.map { URL(fileURLWithPath: $0) } ?? ImageDataset.fashionMNISTDirectory
+        let train = try ImageDataset.fashionMNIST(train: true, directory: dir)
+        let test = try ImageDataset.fashionMNIST(train: false, directory: dir)
+        let t0 = Date()
+        let exp = RateAccuracyExperiment(config: c, out: URL(fileURLWithPath: out)) { log($0) }
+        try exp.run(train: train, test: test)
+        print(try String(contentsOf: URL(fileURLWithPath: out).appendingPathComponent("results.md"), encoding: .utf8))
+        print(String(format: "total time: %.1f min", Date().timeIntervalSince(t0) / 60))
+    }
+}
