@@ -1,0 +1,131 @@
+import CDCCodec
+import CDCData
+import CDCModels
+import CDCNN
+import CDCTensor
+import Foundation
+import Testing
+@testable import CDCPipeline
+
+/// A small labelled dataset: 64 images 1×8×8 whose class is the brightest quadrant.
+func toyDataset(count: Int = 64, seed: UInt64 = 1) -> ImageDataset {
+    var g = SeededGenerator(seed: seed)
+    var pixels: [Float] = [], labels: [Int] = []
+    for _ in 0..<count {
+        let cls = Int(g.next() % 4)
+        for y in 0..<8 { for x in 0..<8 {
+            let q = (y / 4) * 2 + x / 4
+            pixels.append(min(1, 0.2 * g.nextUniform() + (q == cls ? 0.7 : 0.1)))
+        } }
+        labels.append(cls)
+    }
+    return ImageDataset(pixels: pixels, labels: labels, channels: 1, height: 8, width: 8, classes: 4)
+}
+
+func tempDir() -> URL {
+    let d = FileManager.default.temporaryDirectory.appendingPathComponent("cdc-pipeline-\(UUID().uuidString)")
+    try! FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+    return d
+}
+
+@Suite struct EdgeSessionTests {
+    func config() -> EdgeConfig {
+        var c = EdgeConfig()
+        c.mask = 2; c.epochs = 2; c.batchSize = 16; c.seed = 5
+        return c
+    }
+
+    /// Two epochs in one go and one epoch + save + resume + one epoch give the same weights,
+    /// bit for bit (optimizer state and the per-epoch seeds are restored).
+    @Test func resumeContinuesExactly() throws {
+        let data = toyDataset()
+        let straight = EdgeSession(config: config(), channels: 1, height: 8, width: 8, classes: 4)
+        straight.trainEpoch(data); straight.trainEpoch(data)
+
+        let dir = tempDir()
+        let first = EdgeSession(config: config(), channels: 1, height: 8, width: 8, classes: 4)
+        first.trainEpoch(data)
+        try first.save(to: dir)
+        let resumed = try EdgeSession.resume(from: dir)
+        #expect(resumed.epochsDone == 1 && resumed.history.count == 1)
+        resumed.trainEpoch(data)
+        for (a, b) in zip(straight.autoencoder.parameters() + straight.classifier.parameters(),
+                          resumed.autoencoder.parameters() + resumed.classifier.parameters()) {
+            #expect(a.values == b.values)
+        }
+    }
+
+    @Test func resumeFromNothingIsAClearError() {
+        #expect(throws: PipelineError.self) { try EdgeSession.resume(from: tempDir()) }
+    }
+
+    @Test func trainingLowersTheLosses() {
+        let data = toyDataset(count: 128)
+        var c = config(); c.mask = 4
+        let s = EdgeSession(config: c, channels: 1, height: 8, width: 8, classes: 4)
+        let first = s.trainEpoch(data)
+        for _ in 0..<5 { s.trainEpoch(data) }
+        #expect(s.history.last!.reconstruction < first.reconstruction)
+        #expect(s.history.last!.classification < first.classification)
+    }
+}
+
+@Suite struct EdgeCodecTests {
+    /// compress → container file → restore gives exactly the autoencoder's inference output
+    /// (clamped to [0, 1]), and the byte accounting matches the real file.
+    @Test(arguments: [0, 3, 4])
+    func compressRestoreRoundTrip(mask: Int) throws {
+        let data = toyDataset(count: 37)
+        var c = EdgeConfig(); c.mask = mask; c.batchSize = 16
+        let s = EdgeSession(config: c, channels: 1, height: 8, width: 8, classes: 4)
+        s.trainEpoch(data)
+        let decoder = try EdgeCodec.decoderFile(s.autoencoder, channels: 1)
+        let container = try EdgeCodec.compress(s.autoencoder, data, decoderHash: ModelIdentity.hash(decoder), batchSize: 10)
+        #expect(container.count == 37 && container.latentShape == [16, 2, 2] && container.labels == data.labels)
+        let url = tempDir().appendingPathComponent("train.cdcl")
+        try container.write(to: url)
+        let size = try FileManager.default.attributesOfItem(atPath: url.path)[.size] as! Int
+        #expect(size == container.accounting.total)
+        #expect(container.accounting.symbols == Int((Double(37 * 64 * (5 - mask)) / 8).rounded(.up)))
+
+        let cloud = try EdgeCodec.loadDecoder(decoder)
+        let restored = try EdgeCodec.restore(try LatentContainer.read(from: url), decoder: cloud, channels: 1, height: 8, width: 8)
+        let direct = Autograd.noGrad { s.autoencoder.eval()(Tensor(data.pixels, shape: [37, 1, 8, 8])) }.values.map { min(max($0, 0), 1) }
+        #expect(zip(restored.pixels, direct).map { abs($0 - $1) }.max()! < 1e-5)
+        #expect(restored.labels == data.labels)
+    }
+
+    @Test func wrongDecoderIsRejected() throws {
+        let data = toyDataset(count: 8)
+        var c = EdgeConfig(); c.mask = 4
+        let s = EdgeSession(config: c, channels: 1, height: 8, width: 8, classes: 4)
+        let container = try EdgeCodec.compress(s.autoencoder, data, decoderHash: 1)
+        var other = EdgeConfig(); other.mask = 2
+        let d2 = try EdgeCodec.decoderFile(EdgeSession(config: other, channels: 1, height: 8, width: 8, classes: 4).autoencoder, channels: 1)
+        #expect(throws: PipelineError.self) {
+            try EdgeCodec.restore(container, decoder: try EdgeCodec.loadDecoder(d2), channels: 1, height: 8, width: 8)
+        }
+        #expect(throws: (any Error).self) { try EdgeCodec.loadDecoder([1, 2, 3]) }
+    }
+}
+
+@Suite struct ExperimentReportTests {
+    @Test func csvHasTheAgreedColumns() {
+        let row = ExperimentRow(method: "cdc", mask: 4, alpha: 48, quality: nil, seed: 0, bpp: 1.1, bppPayload: 1,
+                                uplinkBytes: 100, rawBytes: 1000, accuracy: 0.85, accuracyRawTest: 0.8, accuracyLoss: 0.01, seconds: 1)
+        let csv = ExperimentReport.csv([row])
+        let header = csv.split(separator: "\n")[0].split(separator: ",").map(String.init)
+        for c in ["method", "mask", "alpha", "quality", "bpp", "uplink_bytes", "raw_bytes", "accuracy", "accuracy_raw_test", "accuracy_loss"] {
+            #expect(header.contains(c))
+        }
+        #expect(csv.contains("cdc,4,48,,0,1.1000"))
+        #expect(ExperimentReport.svg([row]).hasPrefix("<svg"))
+        #expect(ExperimentReport.markdown([row], config: ExperimentConfig()).contains("| cdc | 4 | 48 |"))
+    }
+
+    @Test func rawImagesRoundTrip() throws {
+        let data = toyDataset(count: 5)
+        let back = try ImageDataset.fromRawImages(data.rawImages(), labels: data.labels, classes: 4)
+        #expect(zip(back.pixels, data.pixels).map { abs($0 - $1) }.max()! <= 0.5 / 255 + 1e-6)
+    }
+}
