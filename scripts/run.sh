@@ -1,9 +1,24 @@
 #!/usr/bin/env bash
-# The main job: installs what is missing, builds in release mode and trains the reference
-# edge models (cdc-ae + cdc-ec, m = 4, α = 48) on Fashion-MNIST for one epoch, printing the
-# final losses and the test accuracy through the codec. Extra arguments go to `cdc train`.
+# The main job: installs what is missing, builds in release mode, then runs CDC end to end on
+# Fashion-MNIST through files on this machine:
+#   1. edge: trains cdc-ae + cdc-ec jointly (m = 4, α = 48; progress bar, final losses and accuracy),
+#   2. edge: compresses the training and test sets into containers and exports the decoder,
+#   3. cloud: restores the training set with the uploaded decoder and trains resnext-11,
+# and prints the uplink bytes against raw and the cloud classifier's accuracy.
+# Environment: EDGE_EPOCHS (default 2), CLOUD_EPOCHS (default 3), WORK (default .build/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 swift build -c release --product cdc
-exec .build/release/cdc edge train --epochs 1 "$@"
+cdc=.build/release/cdc
+work=${WORK:-.build/run}
+rm -rf "$work" && mkdir -p "$work"
+echo "== edge: stage-1 training"
+$cdc edge train --epochs "${EDGE_EPOCHS:-2}" --out "$work/edge" "$@"
+echo "== edge: compression"
+$cdc edge compress --session "$work/edge" --split train --out "$work/train.cdcl" --decoder-out "$work/decoder.safetensors"
+$cdc edge compress --session "$work/edge" --split test --out "$work/test.cdcl" --decoder-out "$work/decoder.safetensors"
+$cdc inspect "$work/train.cdcl"
+echo "== cloud: restore and train resnext-11"
+$cdc cloud train --container "$work/train.cdcl" --test-container "$work/test.cdcl" \
+  --decoder "$work/decoder.safetensors" --epochs "${CLOUD_EPOCHS:-3}"
