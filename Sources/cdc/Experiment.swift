@@ -27,6 +27,7 @@ struct RateAccuracy: ParsableCommand {
     @Option(help: "Masks, comma-separated.") var masks: String?
     @Option(help: "Default α.") var alpha: Float?
     @Option(help: "α values of the sweep, comma-separated (empty: none).") var alphaSweep: String?
+    @Option(help: "Bits per pixel the JPEG/WebP qualities are chosen to hit, comma-separated.") var codecTargets: String?
     @Flag(help: "Skip JPEG and WebP.") var noBaselines = false
 
     mutating func run() throws {
@@ -40,6 +41,7 @@ struct RateAccuracy: ParsableCommand {
         if let v = seeds { c.seeds = try v.split(separator: ",").map { guard let s = UInt64($0) else { throw ValidationError("bad seed '\($0)'") }; return s } }
         if let v = masks { c.masks = try v.split(separator: ",").map { guard let m = Int($0), (0...4).contains(m) else { throw ValidationError("bad mask '\($0)'") }; return m } }
         if let v = alphaSweep { c.alphaSweep = try v.split(separator: ",").map { guard let a = Float($0), a > 0 else { throw ValidationError("bad α '\($0)'") }; return a } }
+        if let v = codecTargets { c.codecTargets = try v.split(separator: ",").map { guard let b = Double($0), b > 0 else { throw ValidationError("bad bpp '\($0)'") }; return b } }
         if noBaselines { c.includeBaselines = false }
         guard !c.seeds.isEmpty, c.edge.epochs >= 1, c.classifier.epochs >= 1 else { throw ValidationError("need a seed and ≥ 1 epoch") }
         let dir = data.map { URL(fileURLWithPath: $0) } ?? ImageDataset.fashionMNISTDirectory
