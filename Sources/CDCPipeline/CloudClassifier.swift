@@ -48,8 +48,10 @@ public enum CloudClassifier {
         let augmentation = Augmentation(padding: 2, randomCrop: true, horizontalFlip: false)
         for epoch in 1...config.epochs {
             var loss: Float = 0, correct = 0, seen = 0
-            let batches = train.batches(size: config.batchSize, shuffle: config.seed &+ UInt64(epoch) &* 104_729, dropLast: true)
-            for (i, (x0, y)) in batches.enumerated() {
+            // Batches are made one at a time (an epoch of tensors at once would hold the whole set twice).
+            let batches = train.batchIndices(size: config.batchSize, shuffle: config.seed &+ UInt64(epoch) &* 104_729, dropLast: true)
+            for (i, indices) in batches.enumerated() {
+                let (x0, y) = train.batch(indices)
                 if config.augment { augmentation.apply(to: x0, generator: &generator) }
                 let x = x0
                 optimizer.learningRate = schedule.learningRate(at: step)
@@ -66,7 +68,15 @@ public enum CloudClassifier {
 
     /// Top-1 accuracy of `model` on `data` (evaluation mode).
     public static func accuracy(_ model: Module, on data: ImageDataset) -> Float {
-        ClassifierTrainer.accuracy(model, batches: data.batches(size: 500, shuffle: nil))
+        model.eval()
+        var correct = 0
+        Autograd.noGrad {
+            for indices in data.batchIndices(size: 500, shuffle: nil) {
+                let (x, y) = data.batch(indices)
+                correct += zip(model(x).argmaxLastAxis(), y).filter { $0 == $1 }.count
+            }
+        }
+        return data.count == 0 ? 0 : Float(correct) / Float(data.count)
     }
 }
 

@@ -39,7 +39,8 @@ public enum EdgeCodec {
         var symbols: [Int8] = []
         var shape: [Int] = []
         symbols.reserveCapacity(data.count * 16 * (data.height / 4) * (data.width / 4))
-        for (x, _) in data.batches(size: batchSize, shuffle: nil) {
+        for indices in data.batchIndices(size: batchSize, shuffle: nil) {
+            let (x, _) = data.batch(indices)
             let (s, sh) = ae.encode(x)
             symbols += s
             shape = Array(sh.dropFirst())

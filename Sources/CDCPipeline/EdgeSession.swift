@@ -55,10 +55,11 @@ public final class EdgeSession {
     public func trainEpoch(_ data: ImageDataset, progress: ((Int, Int, String) -> Void)? = nil) -> EdgeEpochStats {
         let epoch = epochsDone + 1
         let start = Date()
-        let batches = data.batches(size: config.batchSize, shuffle: config.seed &+ UInt64(epoch) &* 7919, dropLast: true)
+        let batches = data.batchIndices(size: config.batchSize, shuffle: config.seed &+ UInt64(epoch) &* 7919, dropLast: true)
         var sumA: Float = 0, sumC: Float = 0, correct = 0, seen = 0
         GlobalRandom.withSeed(config.seed &+ UInt64(epoch)) {
-            for (i, (x, y)) in batches.enumerated() {
+            for (i, indices) in batches.enumerated() {
+                let (x, y) = data.batch(indices)
                 let r = trainer.step(x, labels: y)
                 sumA += r.reconstruction; sumC += r.classification; correct += r.correct; seen += r.count
                 progress?(i + 1, batches.count, String(format: "L_A %.4f  L_C %.3f  EC acc %.1f%%", sumA / Float(i + 1),
@@ -79,7 +80,8 @@ public final class EdgeSession {
         defer { autoencoder.train(); classifier.train() }
         var mse: Double = 0, correct = 0
         Autograd.noGrad {
-            for (x, y) in data.batches(size: 500, shuffle: nil) {
+            for indices in data.batchIndices(size: 500, shuffle: nil) {
+                let (x, y) = data.batch(indices)
                 let xHat = autoencoder(x)
                 mse += Double(Tensor.mse(xHat, x).item) * Double(y.count)
                 correct += zip(classifier(xHat).argmaxLastAxis(), y).filter { $0 == $1 }.count
