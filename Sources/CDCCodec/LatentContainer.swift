@@ -105,13 +105,8 @@ public struct LatentContainer: Sendable, Equatable {
     ///   or ``ContainerError/labelOutOfRange(sample:value:classes:)``.
     public init(mask: Int, latentShape: [Int], symbols: [Int8], labels: [Int], classes: Int,
                 decoderHash: UInt64, samplesPerChunk: Int = LatentContainer.defaultSamplesPerChunk) throws {
-        self.mask = mask
-        self.latentShape = latentShape
-        self.symbols = symbols
-        self.labels = labels
-        self.classes = classes
-        self.decoderHash = decoderHash
-        self.samplesPerChunk = samplesPerChunk
+        self.init(unchecked: mask, latentShape: latentShape, symbols: symbols, labels: labels, classes: classes,
+                  decoderHash: decoderHash, samplesPerChunk: samplesPerChunk)
         try validate()
     }
 

@@ -71,9 +71,7 @@ struct EdgeTrain: ParsableCommand {
             + "\(Engine.threads) threads")
         let start = Date()
         while session.epochsDone < epochs {
-            let bar = ProgressBar(total: train.count / c.batchSize, label: "epoch \(session.epochsDone + 1)/\(epochs)")
-            session.trainEpoch(train) { done, _, status in bar.update(done, status) }
-            bar.finish()
+            session.trainEpochWithProgressBar(train, label: "epoch \(session.epochsDone + 1)/\(epochs)")
             if let out { try session.save(to: URL(fileURLWithPath: out)) }
         }
         let last = session.history.last!
@@ -143,13 +141,20 @@ struct EdgeRetune: ParsableCommand {
         let before = retuned.evaluate(test)
         print(String(format: "before: reconstruction MSE %.5f at m=%d", before.mse, mask))
         for e in 1...epochs {
-            let bar = ProgressBar(total: train.count / retuned.config.batchSize, label: "retune \(e)/\(epochs)")
-            retuned.trainEpoch(train) { done, _, status in bar.update(done, status) }
-            bar.finish()
+            retuned.trainEpochWithProgressBar(train, label: "retune \(e)/\(epochs)")
             let r = retuned.evaluate(test)
             print(String(format: "epoch %d: reconstruction MSE %.5f, EC accuracy %.2f%%", e, r.mse, 100 * r.ecAccuracy))
         }
         try retuned.save(to: URL(fileURLWithPath: out))
         print("retuned session saved in \(out)")
+    }
+}
+
+extension EdgeSession {
+    /// One epoch with a progress bar on standard error.
+    func trainEpochWithProgressBar(_ data: ImageDataset, label: String) {
+        let bar = ProgressBar(total: data.count / config.batchSize, label: label)
+        trainEpoch(data) { done, _, status in bar.update(done, status) }
+        bar.finish()
     }
 }
