@@ -32,8 +32,11 @@ let package = Package(
         .target(name: "CDCNN", dependencies: ["CDCTensor", "CDCSafetensors"]),
         // Datasets: IDX (Fashion-MNIST), CIFAR binary, image folders; splits, augmentation.
         .target(name: "CDCData", dependencies: ["CDCTensor", "CZlib", "CPNG", "CTurboJPEG"]),
-        // The upload container of quantized latent codes (versioned, bit-packed, CRC per chunk).
-        .target(name: "CDCCodec", dependencies: ["CZlib"], exclude: ["FORMAT.md"]),
+        // rANS entropy coding of latent symbols in integer arithmetic, with per-channel models.
+        .target(name: "CDCEntropy"),
+        // The upload container of quantized latent codes (versioned, bit-packed or entropy-coded,
+        // CRC per chunk).
+        .target(name: "CDCCodec", dependencies: ["CZlib", "CDCEntropy"], exclude: ["FORMAT.md"]),
         // JPEG and WebP as baseline codecs, with honest byte accounting.
         .target(name: "CDCImageCodecs", dependencies: ["CTurboJPEG", "CWebP"]),
         // The reference models of shared/spec/reference-models.md and the timed steps.
@@ -49,7 +52,8 @@ let package = Package(
         .testTarget(name: "CDCTensorTests", dependencies: ["CDCTensor"]),
         .testTarget(name: "CDCSafetensorsTests", dependencies: ["CDCSafetensors"]),
         .testTarget(name: "CDCNNTests", dependencies: ["CDCNN"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "CDCCodecTests", dependencies: ["CDCCodec"]),
+        .testTarget(name: "CDCEntropyTests", dependencies: ["CDCEntropy"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CDCCodecTests", dependencies: ["CDCCodec", "CDCEntropy"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CDCImageCodecsTests", dependencies: ["CDCImageCodecs"]),
         .testTarget(name: "CDCDataTests", dependencies: ["CDCData"]),
         .testTarget(name: "CDCPipelineTests", dependencies: ["CDCPipeline"]),

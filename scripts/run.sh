@@ -4,8 +4,11 @@
 #   1. edge: trains cdc-ae + cdc-ec jointly (m = 4, α = 48; progress bar, final losses and accuracy),
 #   2. edge: compresses the training and test sets into containers and exports the decoder,
 #   3. cloud: restores the training set with the uploaded decoder and trains resnext-11,
+#   4. the rate–accuracy experiment in its short form (`--quick`: raw, CDC and plain AE at every m,
+#      an α sweep, JPEG and WebP on 6 000 / 2 000 images), its table printed at the end,
 # and prints the uplink bytes against raw and the cloud classifier's accuracy.
-# Environment: EDGE_EPOCHS (default 2), CLOUD_EPOCHS (default 3), WORK (default .build/run).
+# Environment: EDGE_EPOCHS (default 2), CLOUD_EPOCHS (default 3), WORK (default .build/run),
+# EXPERIMENT=0 skips step 4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -22,3 +25,7 @@ $cdc inspect "$work/train.cdcl"
 echo "== cloud: restore and train resnext-11"
 $cdc cloud train --container "$work/train.cdcl" --test-container "$work/test.cdcl" \
   --decoder "$work/decoder.safetensors" --epochs "${CLOUD_EPOCHS:-3}"
+if [ "${EXPERIMENT:-1}" != 0 ]; then
+  echo "== rate–accuracy experiment, short form (the README's full run drops --quick)"
+  $cdc experiment rate-accuracy --quick --out "$work/experiment"
+fi

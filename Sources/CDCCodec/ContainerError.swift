@@ -1,3 +1,5 @@
+import CDCEntropy
+
 /// Everything that can go wrong building, encoding, decoding, reading or writing a
 /// ``LatentContainer``.
 ///
@@ -34,14 +36,17 @@ public enum ContainerError: Error, CustomStringConvertible, Equatable, Sendable 
     case symbolOutOfRange(index: Int, value: Int, mask: Int)
     /// The label of sample `sample` is not in 0..<classes.
     case labelOutOfRange(sample: Int, value: Int, classes: Int)
+    /// The entropy model does not fit the container: it needs one table per channel
+    /// (`latentShape[0]`) over the 2L values of u = q + L − 1.
+    case modelMismatch(String)
 
     // MARK: Decoding
 
     /// The file does not start with "CDCL" (`found` holds its first bytes, at most 4).
     case badMagic(found: [UInt8])
-    /// The format version is not one this reader knows (only 1).
+    /// The format version is not one this reader knows (1 and 2).
     case unsupportedVersion(UInt16)
-    /// Flags other than 0: a mode (such as entropy-coded symbols) this reader does not know.
+    /// Flags other than those of the version: 0 for version 1, 1 (entropy-coded) for version 2.
     case unsupportedFlags(UInt16)
     /// The header's bits-per-symbol byte is not 5 − mask.
     case bitsPerSymbolMismatch(mask: Int, bits: Int)
@@ -60,6 +65,13 @@ public enum ContainerError: Error, CustomStringConvertible, Equatable, Sendable 
     case nonZeroPadding(chunk: Int, offset: Int)
     /// `count` bytes follow the last chunk, which ends at byte `offset`.
     case trailingBytes(offset: Int, count: Int)
+    /// The entropy model section of a version-2 file, at byte `offset`, fails its CRC32.
+    case modelCRCMismatch(offset: Int, stored: UInt32, computed: UInt32)
+    /// The entropy model of a version-2 file, starting at byte `offset`, is malformed.
+    case invalidModel(offset: Int, EntropyCodingError)
+    /// The code of chunk `chunk`, at byte `offset`, of a version-2 file does not decode
+    /// (its CRC matched: the writer or the model is at fault).
+    case invalidCodedChunk(chunk: Int, offset: Int, EntropyCodingError)
 
     // MARK: Files
 
@@ -88,13 +100,15 @@ public enum ContainerError: Error, CustomStringConvertible, Equatable, Sendable 
             return "symbol \(index) is \(value), outside \(1 - L)...\(L) for mask \(mask)"
         case .labelOutOfRange(let sample, let value, let classes):
             return "label of sample \(sample) is \(value), outside 0..<\(classes)"
+        case .modelMismatch(let reason):
+            return "entropy model does not fit the container: \(reason)"
         case .badMagic(let found):
             let hex = found.map { byteHex($0) }.joined(separator: " ")
             return "bad magic: expected \"CDCL\" (43 44 43 4c), found \(found.isEmpty ? "an empty file" : hex): not a CDC latent container"
         case .unsupportedVersion(let v):
-            return "unsupported format version \(v) (this reader knows version \(LatentContainer.formatVersion))"
+            return "unsupported format version \(v) (this reader knows versions \(LatentContainer.formatVersion) and \(LatentContainer.codedFormatVersion))"
         case .unsupportedFlags(let f):
-            return "unsupported flags 0x\(String(f, radix: 16)) (version 1 defines none; entropy-coded files need a newer reader)"
+            return "unsupported flags 0x\(String(f, radix: 16)) (version 1 files have flags 0, version 2 files 0x1: entropy-coded)"
         case .bitsPerSymbolMismatch(let mask, let bits):
             return "header says \(bits) bits per symbol but mask \(mask) needs \(5 - mask)"
         case .invalidLabelWidth(let width, let classes):
@@ -111,6 +125,12 @@ public enum ContainerError: Error, CustomStringConvertible, Equatable, Sendable 
             return "chunk \(chunk): padding bits in the byte at \(offset) are not zero"
         case .trailingBytes(let offset, let count):
             return "\(count) trailing byte\(count == 1 ? "" : "s") after the last chunk, which ends at byte \(offset)"
+        case .modelCRCMismatch(let offset, let stored, let computed):
+            return "entropy model at byte \(offset): CRC mismatch: stored 0x\(crcHex(stored)), computed 0x\(crcHex(computed))"
+        case .invalidModel(let offset, let error):
+            return "entropy model at byte \(offset): \(error)"
+        case .invalidCodedChunk(let chunk, let offset, let error):
+            return "chunk \(chunk) at byte \(offset): \(error)"
         case .io(let path, let reason):
             return "\(path): \(reason)"
         }

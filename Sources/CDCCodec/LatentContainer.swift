@@ -2,6 +2,7 @@
 // and the identity of the decoder that restores them, in a versioned, checksummed binary file.
 // The file layout is documented on `LatentContainer` below and in FORMAT.md next to this file.
 
+import CDCEntropy
 import CZlib
 import Foundation
 
@@ -24,10 +25,15 @@ import Darwin
 /// try container.write(to: URL(fileURLWithPath: "upload.cdcl"))
 /// let back = try LatentContainer.read(from: URL(fileURLWithPath: "upload.cdcl"))
 /// print(back.report(path: "upload.cdcl"))                  // what `cdc inspect` prints
+///
+/// // Entropy-coded under per-channel histograms measured on the symbols themselves:
+/// try container.entropyCoded().write(to: URL(fileURLWithPath: "upload-coded.cdcl"))
 /// ```
 ///
 /// The mask m gives L = 2^(4−m) levels per sign: symbols are integers in −L+1...L and take
-/// exactly b = 5 − m bits each in the file.
+/// exactly b = 5 − m bits each in a fixed-length file (format version 1, the default), or are
+/// entropy-coded (format version 2, ``coding`` = ``SymbolCoding/entropy(_:)``). The reader
+/// tells the two apart by the version, and decodes both to the same symbols.
 ///
 /// ## File layout, format version 1
 ///
@@ -38,7 +44,7 @@ import Darwin
 /// |--------|------|-------|
 /// | 0      | 4    | magic "CDCL" (`43 44 43 4c`) |
 /// | 4      | 2    | version u16 = 1 |
-/// | 6      | 2    | flags u16 = 0 (reserved for the entropy-coded mode; version-1 readers reject ≠ 0) |
+/// | 6      | 2    | flags u16 = 0 (version 2 has 1: entropy-coded symbols; a version-1 file with other flags is rejected) |
 /// | 8      | 1    | mask m u8, 0...4 |
 /// | 9      | 1    | bits per symbol b u8, must equal 5 − m |
 /// | 10     | 1    | rank r u8, 1...4 |
@@ -63,13 +69,45 @@ import Darwin
 /// Nothing follows the last chunk; a container with count 0 is the header alone. The header
 /// alone fixes the file's length, which the decoder checks before allocating.
 ///
-/// ``init(mask:latentShape:symbols:labels:classes:decoderHash:samplesPerChunk:)`` validates
-/// everything. The properties stay mutable for convenience; after changing them, call
+/// ## Format version 2: entropy-coded symbols
+///
+/// With ``coding`` set to ``SymbolCoding/entropy(_:)`` the container is written in format
+/// version 2: the same header with version 2 and flags = 1 (bit 0: entropy-coded symbols),
+/// then the entropy model (per-channel frequency tables, `EntropyModel` of CDCEntropy) with
+/// its own CRC, then chunks whose symbols are coded with rANS (`EntropyCoder`):
+///
+/// | size | field |
+/// |------|-------|
+/// | 4    | model length M u32 |
+/// | M    | the model, `EntropyModel.serialized()`: one table per channel (K = dims[0]) over the 2L values of u |
+/// | 4    | CRC32 u32 (zlib) of the model length and the model |
+///
+/// then ⌈count/S⌉ chunks back to back, chunk i holding the same nᵢ samples as in version 1:
+///
+/// | size   | field |
+/// |--------|-------|
+/// | 4      | sample count u32 = nᵢ |
+/// | nᵢ·w   | the labels of those samples, w bytes each, little-endian |
+/// | 4      | code length C u32 |
+/// | C      | the rANS code (`EntropyCoder`) of the nᵢ·P values u = q + L − 1, sample-major then row-major; run j of P/K values uses table j mod K |
+/// | 4      | CRC32 u32 (zlib) of the chunk's preceding bytes (sample count, labels, code length, code) |
+///
+/// Nothing follows the last chunk. Each chunk decodes on its own (the coder restarts per
+/// chunk). The decoder checks every CRC and every length against the bytes that are there
+/// before decoding anything, and allocates the symbols only once each chunk's code is known
+/// to be long enough for them. FORMAT.md describes the model and the code byte by byte.
+///
+/// ``init(mask:latentShape:symbols:labels:classes:decoderHash:samplesPerChunk:coding:)``
+/// validates everything. The properties stay mutable for convenience; after changing them, call
 /// ``validate()`` — ``encoded()``, ``accounting`` and ``report(path:)`` trap on a container
 /// that breaks the rules, ``write(to:)`` throws.
 public struct LatentContainer: Sendable, Equatable {
-    /// The format version this module writes and reads.
+    /// The format version of fixed-length containers (``SymbolCoding/fixedLength``).
     public static let formatVersion: UInt16 = 1
+    /// The format version of entropy-coded containers (``SymbolCoding/entropy(_:)``).
+    public static let codedFormatVersion: UInt16 = 2
+    /// The flags of a version-2 file: bit 0, entropy-coded symbols.
+    public static let entropyCodedFlags: UInt16 = 1
     /// The first four bytes of every container: "CDCL".
     public static let magic: [UInt8] = [0x43, 0x44, 0x43, 0x4C]
     /// The default number of samples per chunk.
@@ -93,6 +131,9 @@ public struct LatentContainer: Sendable, Equatable {
     public var decoderHash: UInt64
     /// Samples per chunk: the unit of the per-chunk CRC, 1...UInt32.max (default 1024).
     public var samplesPerChunk: Int
+    /// How the symbols are written: fixed-length (format version 1, the default) or
+    /// entropy-coded under a model carried in the file (format version 2).
+    public var coding: SymbolCoding
 
     /// Creates a container, checking every argument.
     ///
@@ -101,18 +142,20 @@ public struct LatentContainer: Sendable, Equatable {
     ///   ``ContainerError/invalidSamplesPerChunk(_:)``,
     ///   ``ContainerError/symbolCountMismatch(symbols:perSample:)`` (not a whole number of
     ///   samples), ``ContainerError/labelCountMismatch(labels:count:)``,
-    ///   ``ContainerError/tooLarge(_:)``, ``ContainerError/symbolOutOfRange(index:value:mask:)``
-    ///   or ``ContainerError/labelOutOfRange(sample:value:classes:)``.
+    ///   ``ContainerError/tooLarge(_:)``, ``ContainerError/symbolOutOfRange(index:value:mask:)``,
+    ///   ``ContainerError/labelOutOfRange(sample:value:classes:)`` or
+    ///   ``ContainerError/modelMismatch(_:)`` (an entropy model that does not fit the mask and shape).
     public init(mask: Int, latentShape: [Int], symbols: [Int8], labels: [Int], classes: Int,
-                decoderHash: UInt64, samplesPerChunk: Int = LatentContainer.defaultSamplesPerChunk) throws {
+                decoderHash: UInt64, samplesPerChunk: Int = LatentContainer.defaultSamplesPerChunk,
+                coding: SymbolCoding = .fixedLength) throws {
         self.init(unchecked: mask, latentShape: latentShape, symbols: symbols, labels: labels, classes: classes,
-                  decoderHash: decoderHash, samplesPerChunk: samplesPerChunk)
+                  decoderHash: decoderHash, samplesPerChunk: samplesPerChunk, coding: coding)
         try validate()
     }
 
     /// Memberwise, unchecked: for the decoder, which has checked everything already.
     init(unchecked mask: Int, latentShape: [Int], symbols: [Int8], labels: [Int], classes: Int,
-         decoderHash: UInt64, samplesPerChunk: Int) {
+         decoderHash: UInt64, samplesPerChunk: Int, coding: SymbolCoding = .fixedLength) {
         self.mask = mask
         self.latentShape = latentShape
         self.symbols = symbols
@@ -120,6 +163,7 @@ public struct LatentContainer: Sendable, Equatable {
         self.classes = classes
         self.decoderHash = decoderHash
         self.samplesPerChunk = samplesPerChunk
+        self.coding = coding
     }
 
     // MARK: Derived values
@@ -144,12 +188,13 @@ public struct LatentContainer: Sendable, Equatable {
 
     // MARK: Validation
 
-    /// Checks every rule ``init(mask:latentShape:symbols:labels:classes:decoderHash:samplesPerChunk:)``
+    /// Checks every rule ``init(mask:latentShape:symbols:labels:classes:decoderHash:samplesPerChunk:coding:)``
     /// checks; use it after mutating the properties.
     public func validate() throws {
         _ = try layout()
         try checkSymbolRange()
         try checkLabelRange()
+        try checkCoding()
     }
 
     /// The file layout of this container, checking everything but the symbol and label values.
@@ -174,7 +219,7 @@ public struct LatentContainer: Sendable, Equatable {
                           labelWidth: labelWidth, samplesPerChunk: samplesPerChunk)
     }
 
-    private func checkSymbolRange() throws {
+    func checkSymbolRange() throws {
         guard let i = firstSymbolOutOfRange() else { return }
         throw ContainerError.symbolOutOfRange(index: i, value: Int(symbols[i]), mask: mask)
     }
@@ -193,7 +238,7 @@ public struct LatentContainer: Sendable, Equatable {
         }
     }
 
-    private func checkLabelRange() throws {
+    func checkLabelRange() throws {
         for (i, label) in labels.enumerated() where label < 0 || label >= classes {
             throw ContainerError.labelOutOfRange(sample: i, value: label, classes: classes)
         }
@@ -201,7 +246,8 @@ public struct LatentContainer: Sendable, Equatable {
 
     // MARK: Encoding
 
-    /// The container's bytes in format version 1.
+    /// The container's bytes: format version 1 for ``SymbolCoding/fixedLength``, version 2 for
+    /// ``SymbolCoding/entropy(_:)``.
     ///
     /// - Precondition: the container is valid (``validate()`` passes), as every container made
     ///   by the initializer or ``decode(_:)`` is until its properties are changed.
@@ -213,8 +259,24 @@ public struct LatentContainer: Sendable, Equatable {
         }
     }
 
+    /// The container's bytes with its symbols written as `coding` says, whatever ``coding`` is.
+    ///
+    /// - Precondition: the container is valid and `coding` fits it (``validate()`` passes
+    ///   with ``coding`` set to it).
+    public func encoded(coding: SymbolCoding) -> [UInt8] {
+        var copy = self
+        copy.coding = coding
+        return copy.encoded()
+    }
+
     /// The container's bytes, or the ``ContainerError`` that makes it invalid.
     public func checkedEncoded() throws -> [UInt8] {
+        if case .entropy(let model) = coding { return try codedEncoding(model).bytes }
+        return try fixedLengthEncoding()
+    }
+
+    /// The bytes of format version 1.
+    private func fixedLengthEncoding() throws -> [UInt8] {
         let layout = try self.layout()
         try checkLabelRange()
         var bad: UInt8 = 0
@@ -234,25 +296,11 @@ public struct LatentContainer: Sendable, Equatable {
     /// some symbol was out of range (and the bytes are then meaningless).
     private func fill(_ out: UnsafeMutablePointer<UInt8>, _ layout: Layout,
                       symbols s: UnsafeBufferPointer<Int8>, labels l: UnsafeBufferPointer<Int>) -> UInt8 {
-        var o = 0
+        var o = writeHeader(out, layout, version: Self.formatVersion, flags: 0)
         func put(_ v: UInt64, _ width: Int) {
             for k in 0..<width { out[o + k] = UInt8(truncatingIfNeeded: v >> (8 * k)) }
             o += width
         }
-        for b in Self.magic { out[o] = b; o += 1 }
-        put(UInt64(Self.formatVersion), 2)
-        put(0, 2)                                           // flags
-        put(UInt64(mask), 1)
-        put(UInt64(layout.bits), 1)
-        put(UInt64(latentShape.count), 1)
-        for d in latentShape { put(UInt64(d), 4) }
-        put(UInt64(layout.count), 4)
-        put(UInt64(classes), 4)
-        put(UInt64(layout.labelWidth), 1)
-        put(UInt64(samplesPerChunk), 4)
-        put(decoderHash, 8)
-        put(UInt64(crc32(out, o)), 4)
-        precondition(o == layout.headerSize)
 
         var bad: UInt8 = 0
         for c in 0..<layout.chunkCount {
@@ -273,12 +321,39 @@ public struct LatentContainer: Sendable, Equatable {
         return bad
     }
 
+    /// Writes the header (`layout.headerSize` bytes, its CRC included) into `out`; returns its size.
+    func writeHeader(_ out: UnsafeMutablePointer<UInt8>, _ layout: Layout, version: UInt16, flags: UInt16) -> Int {
+        var o = 0
+        func put(_ v: UInt64, _ width: Int) {
+            for k in 0..<width { out[o + k] = UInt8(truncatingIfNeeded: v >> (8 * k)) }
+            o += width
+        }
+        for b in Self.magic { out[o] = b; o += 1 }
+        put(UInt64(version), 2)
+        put(UInt64(flags), 2)
+        put(UInt64(mask), 1)
+        put(UInt64(layout.bits), 1)
+        put(UInt64(latentShape.count), 1)
+        for d in latentShape { put(UInt64(d), 4) }
+        put(UInt64(layout.count), 4)
+        put(UInt64(classes), 4)
+        put(UInt64(layout.labelWidth), 1)
+        put(UInt64(samplesPerChunk), 4)
+        put(decoderHash, 8)
+        put(UInt64(crc32(out, o)), 4)
+        precondition(o == layout.headerSize)
+        return o
+    }
+
     // MARK: Decoding
 
     /// Decodes a container from its bytes, checking everything: magic, version, header CRC,
     /// header fields, that the file length is exactly what the header implies (before
     /// allocating anything in proportion to the header's counts), each chunk's CRC and sample
-    /// count, labels in range and zero padding bits.
+    /// count, labels in range and zero padding bits. A version-2 (entropy-coded) file is
+    /// recognised by its version and flags; its model's CRC and every chunk's CRC and lengths
+    /// are checked before anything is decoded, and its ``coding`` is ``SymbolCoding/entropy(_:)``
+    /// with the model read from the file.
     ///
     /// - Throws: a ``ContainerError`` naming the problem and where it is; never returns a
     ///   container built from corrupt bytes.
@@ -296,7 +371,9 @@ public struct LatentContainer: Sendable, Equatable {
         var r = Reader(buffer: buffer, offset: 0)
         _ = try r.take(4, "magic")
         let version = UInt16(try r.integer(2, "header field 'version'"))
-        guard version == formatVersion else { throw ContainerError.unsupportedVersion(version) }
+        guard version == formatVersion || version == codedFormatVersion else {
+            throw ContainerError.unsupportedVersion(version)
+        }
         let flags = UInt16(try r.integer(2, "header field 'flags'"))
         let mask = Int(try r.integer(1, "header field 'mask'"))
         let bits = Int(try r.integer(1, "header field 'bits per symbol'"))
@@ -319,7 +396,9 @@ public struct LatentContainer: Sendable, Equatable {
             throw ContainerError.headerCRCMismatch(stored: storedCRC, computed: computedCRC)
         }
 
-        guard flags == 0 else { throw ContainerError.unsupportedFlags(flags) }
+        guard flags == (version == formatVersion ? 0 : entropyCodedFlags) else {
+            throw ContainerError.unsupportedFlags(flags)
+        }
         guard (0...4).contains(mask) else { throw ContainerError.invalidMask(mask) }
         guard bits == 5 - mask else { throw ContainerError.bitsPerSymbolMismatch(mask: mask, bits: bits) }
         guard (1...65536).contains(classes) else { throw ContainerError.invalidClasses(classes) }
@@ -330,6 +409,9 @@ public struct LatentContainer: Sendable, Equatable {
         let layout = try Layout(mask: mask, shape: shape, count: count, labelWidth: labelWidth,
                                 samplesPerChunk: samplesPerChunk)
         precondition(layout.headerSize == r.offset)
+        if version == codedFormatVersion {
+            return try decodeCoded(buffer, layout, shape: shape, classes: classes, decoderHash: decoderHash)
+        }
 
         // The exact length is known from the header: check it before allocating.
         if length < layout.total {

@@ -5,6 +5,10 @@ import CDCTensor
 /// (equations 5 and 6 of the paper). The EC's parameters receive ∇L_C only; the AE's receive
 /// ∇(L_A + L_C/α), with L_A the per-element mean squared error. One forward and one backward
 /// pass do both: the EC sees x̂ through a gradient-scaling op (value x̂, gradient ×1/α).
+///
+/// With a ``FactorizedPrior`` and a rate weight λ > 0 the AE's loss gains λ·R, R the code length
+/// of the latent symbols under the prior in bits per pixel position (R + λ·D in CompressAI's
+/// terms, with the weight on the rate side); the prior's parameters are trained with the AE's.
 public final class EdgeTrainer {
     public let autoencoder: CDCAutoencoder
     public let classifier: Module
@@ -13,23 +17,31 @@ public final class EdgeTrainer {
     /// Weight of the classification guidance is 1/α; `guidance = false` trains the plain AE.
     public var alpha: Float
     public var guidance: Bool
+    /// The learned prior of the rate term (trained by `aeOptimizer` with the AE), if any.
+    public let prior: FactorizedPrior?
+    /// Weight λ of the rate term (bits per pixel position); 0 leaves the rate out of the loss.
+    public var rateWeight: Float
 
     public init(autoencoder: CDCAutoencoder, classifier: Module, alpha: Float = 48, guidance: Bool = true,
-                learningRate: Float = 1e-3) {
+                learningRate: Float = 1e-3, prior: FactorizedPrior? = nil, rateWeight: Float = 0) {
         self.autoencoder = autoencoder
         self.classifier = classifier
         self.alpha = alpha
         self.guidance = guidance
-        aeOptimizer = Adam(autoencoder.parameters(), learningRate: learningRate)
+        self.prior = prior
+        self.rateWeight = rateWeight
+        aeOptimizer = Adam(autoencoder.parameters() + (prior?.parameters() ?? []), learningRate: learningRate)
         ecOptimizer = Adam(classifier.parameters(), learningRate: learningRate)
     }
 
     /// Losses and accuracy of one step.
     public struct StepResult: Sendable {
         public var reconstruction: Float, classification: Float, correct: Int, count: Int
-        public init(reconstruction: Float, classification: Float, correct: Int, count: Int) {
+        /// Code length under the prior in bits per pixel position (0 without a prior).
+        public var rate: Float = 0
+        public init(reconstruction: Float, classification: Float, correct: Int, count: Int, rate: Float = 0) {
             self.reconstruction = reconstruction; self.classification = classification
-            self.correct = correct; self.count = count
+            self.correct = correct; self.count = count; self.rate = rate
         }
     }
 
@@ -38,17 +50,28 @@ public final class EdgeTrainer {
     public func step(_ x: Tensor, labels: [Int]) -> StepResult {
         aeOptimizer.zeroGrad(); ecOptimizer.zeroGrad()
         autoencoder.train(); classifier.train()
-        let xHat = autoencoder(x)
+        let latent = autoencoder.quantizer(autoencoder.encoder(x))
+        let xHat = autoencoder.decoder(latent)
         let lossA = Tensor.mse(xHat, x)
         // Without guidance the EC still learns on x̂ but sends nothing back to the AE.
         let ecInput = guidance ? xHat.gradientScaled(by: 1 / alpha) : xHat.detach()
         let logits = classifier(ecInput)
         let lossC = Tensor.crossEntropy(logits, labels: labels)
-        (lossA + lossC).backward()
+        var loss = lossA + lossC
+        var rate: Float = 0
+        if let prior {
+            // Bits per pixel position: the latent's spatial size times the downsampling factor.
+            let positions = Float(x.count / x.shape[1])
+            // λ > 0: the encoder is pushed towards cheap codes; λ = 0: only the prior fits the codes.
+            let bpp = prior.bits(rateWeight > 0 ? latent : latent.detach(), levels: autoencoder.quantizer.levels) * (1 / positions)
+            rate = bpp.item
+            loss = loss + (rateWeight > 0 ? bpp * rateWeight : bpp)
+        }
+        loss.backward()
         aeOptimizer.step(); ecOptimizer.step()
         let pred = logits.argmaxLastAxis()
         return StepResult(reconstruction: lossA.item, classification: lossC.item,
-                          correct: zip(pred, labels).filter { $0 == $1 }.count, count: labels.count)
+                          correct: zip(pred, labels).filter { $0 == $1 }.count, count: labels.count, rate: rate)
     }
 }
 

@@ -16,13 +16,37 @@ public struct EdgeConfig: Codable, Sendable, Equatable {
     public var batchSize = 128
     public var learningRate: Float = 1e-3
     public var seed: UInt64 = 0
+    /// Train a learned factorized prior with the AE (its tables then code the uploads).
+    public var learnedPrior = false
+    /// Weight λ of the rate term R (bits per pixel position) in the AE's loss; needs `learnedPrior`.
+    public var rateWeight: Float = 0
     public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case mask, alpha, guidance, epochs, batchSize, learningRate, seed, learnedPrior, rateWeight
+    }
+
+    /// Reads configurations written before the prior existed too (missing keys keep their defaults).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        mask = try c.decode(Int.self, forKey: .mask)
+        alpha = try c.decode(Float.self, forKey: .alpha)
+        guidance = try c.decode(Bool.self, forKey: .guidance)
+        epochs = try c.decode(Int.self, forKey: .epochs)
+        batchSize = try c.decode(Int.self, forKey: .batchSize)
+        learningRate = try c.decode(Float.self, forKey: .learningRate)
+        seed = try c.decode(UInt64.self, forKey: .seed)
+        learnedPrior = try c.decodeIfPresent(Bool.self, forKey: .learnedPrior) ?? false
+        rateWeight = try c.decodeIfPresent(Float.self, forKey: .rateWeight) ?? 0
+    }
 }
 
 /// Losses and accuracy of one epoch of stage 1.
 public struct EdgeEpochStats: Codable, Sendable {
     public var epoch: Int
     public var reconstruction: Float, classification: Float, ecAccuracy: Float, seconds: Double
+    /// Code length under the learned prior, bits per pixel position (nil without one).
+    public var rate: Float?
 }
 
 /// A stage-1 training run on the edge: the models, their optimizers and the progress so far.
@@ -33,6 +57,8 @@ public final class EdgeSession {
     public let autoencoder: CDCAutoencoder
     public let classifier: Sequential
     public let trainer: EdgeTrainer
+    /// The learned prior (when `config.learnedPrior`), trained with the AE.
+    public let prior: FactorizedPrior?
     /// Image geometry the models were built for.
     public let channels: Int, height: Int, width: Int, classes: Int
     /// Epochs finished so far.
@@ -46,8 +72,10 @@ public final class EdgeSession {
             (CDCAutoencoder.image(channels: channels, mask: config.mask),
              ElementaryClassifier.image(channels: channels, height: height, width: width, classes: classes))
         }
+        prior = config.learnedPrior || config.rateWeight > 0 ? FactorizedPrior(channels: 16) : nil
         trainer = EdgeTrainer(autoencoder: autoencoder, classifier: classifier, alpha: config.alpha,
-                              guidance: config.guidance, learningRate: config.learningRate)
+                              guidance: config.guidance, learningRate: config.learningRate, prior: prior,
+                              rateWeight: config.rateWeight)
     }
 
     /// One epoch over `data` (seeded order; the last partial batch is dropped).
@@ -56,19 +84,21 @@ public final class EdgeSession {
         let epoch = epochsDone + 1
         let start = Date()
         let batches = data.batchIndices(size: config.batchSize, shuffle: config.seed &+ UInt64(epoch) &* 7919, dropLast: true)
-        var sumA: Float = 0, sumC: Float = 0, correct = 0, seen = 0
+        var sumA: Float = 0, sumC: Float = 0, sumR: Float = 0, correct = 0, seen = 0
         GlobalRandom.withSeed(config.seed &+ UInt64(epoch)) {
             for (i, indices) in batches.enumerated() {
                 let (x, y) = data.batch(indices)
                 let r = trainer.step(x, labels: y)
-                sumA += r.reconstruction; sumC += r.classification; correct += r.correct; seen += r.count
+                sumA += r.reconstruction; sumC += r.classification; sumR += r.rate; correct += r.correct; seen += r.count
+                let rate = prior == nil ? "" : String(format: "  R %.3f bpp", sumR / Float(i + 1))
                 progress?(i + 1, batches.count, String(format: "L_A %.4f  L_C %.3f  EC acc %.1f%%", sumA / Float(i + 1),
-                                                       sumC / Float(i + 1), 100 * Float(correct) / Float(max(seen, 1))))
+                                                       sumC / Float(i + 1), 100 * Float(correct) / Float(max(seen, 1))) + rate)
             }
         }
         let n = Float(max(batches.count, 1))
-        let stats = EdgeEpochStats(epoch: epoch, reconstruction: sumA / n, classification: sumC / n,
+        var stats = EdgeEpochStats(epoch: epoch, reconstruction: sumA / n, classification: sumC / n,
                                    ecAccuracy: Float(correct) / Float(max(seen, 1)), seconds: Date().timeIntervalSince(start))
+        if prior != nil { stats.rate = sumR / n }
         epochsDone = epoch
         history.append(stats)
         return stats
@@ -109,6 +139,7 @@ public final class EdgeSession {
         try Checkpoint.save(classifier, to: dir.appendingPathComponent("ec.safetensors"), metadata: ["model": "cdc-ec"])
         try OptimizerState.save(trainer.aeOptimizer, to: dir.appendingPathComponent("ae.optimizer.safetensors"))
         try OptimizerState.save(trainer.ecOptimizer, to: dir.appendingPathComponent("ec.optimizer.safetensors"))
+        if let prior { try PriorFile.save(prior, mask: config.mask, to: dir.appendingPathComponent("prior.safetensors")) }
         let saved = Saved(config: config, channels: channels, height: height, width: width, classes: classes,
                           epochsDone: epochsDone, history: history)
         let enc = JSONEncoder()
@@ -130,6 +161,7 @@ public final class EdgeSession {
         try Checkpoint.load(into: s.classifier, from: dir.appendingPathComponent("ec.safetensors"))
         try OptimizerState.load(into: s.trainer.aeOptimizer, from: dir.appendingPathComponent("ae.optimizer.safetensors"))
         try OptimizerState.load(into: s.trainer.ecOptimizer, from: dir.appendingPathComponent("ec.optimizer.safetensors"))
+        if let prior = s.prior { _ = try PriorFile.load(into: prior, from: dir.appendingPathComponent("prior.safetensors")) }
         s.epochsDone = saved.epochsDone
         s.history = saved.history
         return s

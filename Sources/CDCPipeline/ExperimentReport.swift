@@ -4,7 +4,7 @@ import Foundation
 /// Tables 1–2), `plot.svg` (accuracy against bits per pixel) and `timings.json`.
 public enum ExperimentReport {
     static let columns = ["method", "mask", "alpha", "quality", "seed", "bpp", "bpp_payload", "uplink_bytes", "raw_bytes",
-                          "bandwidth_reduction", "accuracy", "accuracy_raw_test", "accuracy_loss", "seconds"]
+                          "bandwidth_reduction", "accuracy", "accuracy_raw_test", "accuracy_loss", "accuracy_validation", "sweep", "seconds"]
 
     public static func csv(_ rows: [ExperimentRow]) -> String {
         var s = columns.joined(separator: ",") + "\n"
@@ -14,6 +14,7 @@ public enum ExperimentReport {
                 r.quality.map(String.init) ?? "", "\(r.seed)", String(format: "%.4f", r.bpp), String(format: "%.4f", r.bppPayload),
                 "\(r.uplinkBytes)", "\(r.rawBytes)", String(format: "%.2f", Double(r.rawBytes) / Double(max(r.uplinkBytes, 1))),
                 String(format: "%.4f", r.accuracy), String(format: "%.4f", r.accuracyRawTest), String(format: "%.4f", r.accuracyLoss),
+                r.accuracyValidation.flatMap { $0.isNaN ? nil : String(format: "%.4f", $0) } ?? "", r.sweep ? "1" : "0",
                 String(format: "%.1f", r.seconds),
             ]
             s += fields.joined(separator: ",") + "\n"
@@ -21,28 +22,116 @@ public enum ExperimentReport {
         return s
     }
 
-    public static func markdown(_ rows: [ExperimentRow], config: ExperimentConfig) -> String {
+    /// Mean, spread (max − min) and count of the test accuracy of rows that differ only by seed.
+    public struct Group: Sendable {
+        public var method: String, mask: Int?, alpha: Float?, quality: Int?
+        public var bpp: Double, bppPayload: Double, bandwidthReduction: Double
+        public var mean: Float, spread: Float, count: Int, meanLoss: Float
+    }
+
+    /// The table rows (sweep-only rows left out) grouped over seeds: raw, CDC, AE, then the
+    /// others, each by mask and quality.
+    public static func groups(_ rows: [ExperimentRow]) -> [Group] {
+        let rank = ["raw": 0, "cdc": 1, "ae": 2]
+        return ungroupedOrder(rows).sorted {
+            (rank[$0.method] ?? 3, $0.method, $0.mask ?? -1, $0.quality ?? -1) < (rank[$1.method] ?? 3, $1.method, $1.mask ?? -1, $1.quality ?? -1)
+        }
+    }
+
+    static func ungroupedOrder(_ rows: [ExperimentRow]) -> [Group] {
+        var order: [String] = [], members: [String: [ExperimentRow]] = [:]
+        for r in rows where !r.sweep {
+            let key = "\(r.method)|\(r.mask ?? -1)|\(r.alpha ?? -1)|\(r.quality ?? -1)"
+            if members[key] == nil { order.append(key) }
+            members[key, default: []].append(r)
+        }
+        return order.map { key in
+            let g = members[key]!, acc = g.map(\.accuracy), k = Double(g.count)
+            return Group(method: g[0].method, mask: g[0].mask, alpha: g[0].alpha, quality: g[0].quality,
+                         bpp: g.map(\.bpp).reduce(0, +) / k, bppPayload: g.map(\.bppPayload).reduce(0, +) / k,
+                         bandwidthReduction: g.map { Double($0.rawBytes) / Double(max($0.uplinkBytes, 1)) }.reduce(0, +) / k,
+                         mean: acc.reduce(0, +) / Float(k), spread: (acc.max() ?? 0) - (acc.min() ?? 0), count: g.count,
+                         meanLoss: g.map(\.accuracyLoss).reduce(0, +) / Float(k))
+        }
+    }
+
+    /// One checked statement about the results (the issue's and the paper's claims).
+    public struct Claim: Sendable {
+        public var statement: String, holds: Bool, evidence: String
+    }
+
+    /// CDC at the highest mask within 1.5 pp of raw; CDC's loss below the plain AE's at every m by
+    /// more than the spread over seeds; the paper's "AE loses at least twice as much as CDC".
+    public static func claims(_ rows: [ExperimentRow]) -> [Claim] {
+        let gs = groups(rows)
+        let cdc = Dictionary(gs.filter { $0.method == "cdc" }.map { ($0.mask ?? -1, $0) }, uniquingKeysWith: { a, _ in a })
+        let ae = Dictionary(gs.filter { $0.method == "ae" }.map { ($0.mask ?? -1, $0) }, uniquingKeysWith: { a, _ in a })
+        var out: [Claim] = []
+        if let m = cdc.keys.max(), let g = cdc[m] {
+            out.append(Claim(statement: "CDC at m = \(m) loses at most 1.5 pp against raw data", holds: g.meanLoss <= 0.015,
+                             evidence: String(format: "mean loss %.2f pp over %d seed(s)", 100 * g.meanLoss, g.count)))
+        }
+        let masks = cdc.keys.filter { ae[$0] != nil }.sorted()
+        if !masks.isEmpty {
+            var ok = true, parts: [String] = []
+            for m in masks {
+                let c = cdc[m]!, a = ae[m]!, margin = a.meanLoss - c.meanLoss, spread = max(c.spread, a.spread)
+                if !(margin > spread) { ok = false }
+                parts.append(String(format: "m=%d: AE − CDC = %+.2f pp, spread %.2f pp", m, 100 * margin, 100 * spread))
+            }
+            out.append(Claim(statement: "CDC's loss is smaller than the plain AE's at every m by more than the spread over seeds",
+                             holds: ok, evidence: parts.joined(separator: "; ")))
+            var ok2 = true, parts2: [String] = []
+            for m in masks {
+                let c = cdc[m]!, a = ae[m]!
+                if !(a.meanLoss >= 2 * max(c.meanLoss, 0) && a.meanLoss > 0) { ok2 = false }
+                parts2.append(String(format: "m=%d: AE %.2f pp vs CDC %.2f pp", m, 100 * a.meanLoss, 100 * c.meanLoss))
+            }
+            out.append(Claim(statement: "The paper's claim: the plain AE loses at least twice as much accuracy as CDC at every m",
+                             holds: ok2, evidence: parts2.joined(separator: "; ")))
+        }
+        return out
+    }
+
+    public static func markdown(_ rows: [ExperimentRow], config: ExperimentConfig, chosenAlpha: Float? = nil) -> String {
         var s = """
-        | method | m | α | quality | seed | bpp (total uplink) | bpp (payload) | bandwidth reduction | accuracy | accuracy (raw test) | accuracy loss (pp) |
+        | method | m | α | quality | runs | bpp (total uplink) | bpp (payload) | bandwidth reduction | accuracy (mean) | spread | accuracy loss (pp) |
         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 
         """
-        for r in rows {
-            s += "| \(r.method) | \(r.mask.map(String.init) ?? "") | \(r.alpha.map { String(format: "%g", $0) } ?? "") | "
-                + "\(r.quality.map(String.init) ?? "") | \(r.seed) | " + String(format: "%.3f | %.3f | %.1f× | %.2f%% | %.2f%% | %.2f |\n",
-                r.bpp, r.bppPayload, Double(r.rawBytes) / Double(max(r.uplinkBytes, 1)), 100 * r.accuracy,
-                100 * r.accuracyRawTest, 100 * r.accuracyLoss)
+        for g in groups(rows) {
+            s += "| \(g.method) | \(g.mask.map(String.init) ?? "") | \(g.alpha.map { String(format: "%g", $0) } ?? "") | "
+                + "\(g.quality.map(String.init) ?? "") | \(g.count) | " + String(format: "%.3f | %.3f | %.1f× | %.2f%% | %.2f | %.2f |\n",
+                g.bpp, g.bppPayload, g.bandwidthReduction, 100 * g.mean, 100 * g.spread, 100 * g.meanLoss)
         }
         s += "\nbpp (total uplink): every uplink byte (codes or files, labels, decoder, headers) × 8 / pixel positions; "
         s += "bpp (payload): CDC codes alone (5 − m) or JPEG/WebP whole files. Accuracy: the cloud classifier on the test set "
-        s += "passed through the same codec; loss against the raw-data classifier.\n"
+        s += "passed through the same codec, mean over the runs (seeds); spread: max − min over them (pp); loss against the mean "
+        s += "of the raw-data classifiers.\n"
+        let sweep = rows.filter { $0.method == "cdc" && $0.mask == config.alphaSweepMask && $0.seed == config.seeds.first }
+        if sweep.count > 1 {
+            s += "\n### α sweep (m = \(config.alphaSweepMask), seed \(config.seeds.first ?? 0))\n\n"
+            s += "| α | validation accuracy | test accuracy | accuracy on raw test images |\n| ---: | ---: | ---: | ---: |\n"
+            for r in sweep.sorted(by: { ($0.alpha ?? 0) < ($1.alpha ?? 0) }) {
+                s += String(format: "| %g | %@ | %.2f%% | %.2f%% |\n", r.alpha ?? 0,
+                            r.accuracyValidation.map { String(format: "%.2f%%", 100 * $0) } ?? "", 100 * r.accuracy, 100 * r.accuracyRawTest)
+            }
+            if let a = chosenAlpha {
+                s += "\nα of the table: \(String(format: "%g", a))\(config.autoAlpha ? " (best validation accuracy)" : " (fixed)").\n"
+            }
+        }
+        let cs = claims(rows)
+        if !cs.isEmpty {
+            s += "\n### Claims checked\n\n"
+            for c in cs { s += "- \(c.holds ? "**holds**" : "**does not hold**"): \(c.statement) (\(c.evidence)).\n" }
+        }
         return s
     }
 
     /// Accuracy (y) against total-uplink bits per pixel (x, log scale), one series per method.
     public static func svg(_ rows: [ExperimentRow]) -> String {
         let w = 640.0, h = 420.0, left = 60.0, right = 150.0, top = 20.0, bottom = 50.0
-        let pts = rows.filter { $0.method != "raw" }
+        let pts = rows.filter { $0.method != "raw" && !$0.sweep }
         let xs = pts.map { log2(max($0.bpp, 1e-3)) }, ys = rows.map { Double($0.accuracy) }
         let x0 = (xs.min() ?? -1) - 0.2, x1 = (xs.max() ?? 3) + 0.2
         let y0 = max(0, (ys.min() ?? 0) - 0.02), y1 = min(1, (ys.max() ?? 1) + 0.02)
@@ -69,22 +158,26 @@ public enum ExperimentReport {
         }
         s += "<text x=\"\((left + w - right) / 2)\" y=\"\(h - 12)\" text-anchor=\"middle\">bits per pixel (total uplink, log scale)</text>\n"
         s += "<text x=\"15\" y=\"\((top + h - bottom) / 2)\" transform=\"rotate(-90 15 \((top + h - bottom) / 2))\" text-anchor=\"middle\">test accuracy</text>\n"
-        if let raw = rows.first(where: { $0.method == "raw" }) {
-            let y = py(Double(raw.accuracy))
+        let gs = groups(rows)
+        if let raw = gs.first(where: { $0.method == "raw" }) {
+            let y = py(Double(raw.mean))
             s += "<line x1=\"\(left)\" y1=\"\(y)\" x2=\"\(w - right)\" y2=\"\(y)\" stroke=\"#444\" stroke-dasharray=\"4 3\"/>\n"
         }
         var legendY = top + 10
         for method in ["cdc", "ae", "jpeg", "webp", "raw"] {
-            let series = pts.filter { $0.method == method && ($0.method != "cdc" || $0.alpha == rows.first { $0.method == "cdc" }?.alpha) }
-                .sorted { $0.bpp < $1.bpp }
-            guard !series.isEmpty || (method == "raw" && rows.contains { $0.method == "raw" }) else { continue }
+            let series = gs.filter { $0.method == method && method != "raw" }.sorted { $0.bpp < $1.bpp }
+            guard !series.isEmpty || (method == "raw" && gs.contains { $0.method == "raw" }) else { continue }
             let c = colors[method] ?? "black"
             if series.count > 1 {
-                let path = series.map { "\(px(log2($0.bpp))),\(py(Double($0.accuracy)))" }.joined(separator: " ")
+                let path = series.map { "\(px(log2($0.bpp))),\(py(Double($0.mean)))" }.joined(separator: " ")
                 s += "<polyline points=\"\(path)\" fill=\"none\" stroke=\"\(c)\" stroke-width=\"1.5\"/>\n"
             }
             for p in series {
-                s += "<circle cx=\"\(px(log2(p.bpp)))\" cy=\"\(py(Double(p.accuracy)))\" r=\"3.5\" fill=\"\(c)\"/>\n"
+                s += "<circle cx=\"\(px(log2(p.bpp)))\" cy=\"\(py(Double(p.mean)))\" r=\"3.5\" fill=\"\(c)\"/>\n"
+            }
+            // Each seed's run as a small open circle around the mean.
+            for r in pts where r.method == method && !r.sweep {
+                s += "<circle cx=\"\(px(log2(r.bpp)))\" cy=\"\(py(Double(r.accuracy)))\" r=\"2\" fill=\"none\" stroke=\"\(c)\" stroke-opacity=\"0.6\"/>\n"
             }
             let name = method == "raw" ? "raw data (dashed)" : method.uppercased()
             s += "<rect x=\"\(w - right + 15)\" y=\"\(legendY - 9)\" width=\"10\" height=\"10\" fill=\"\(c)\"/>"
@@ -95,9 +188,10 @@ public enum ExperimentReport {
     }
 
     /// Writes all four files (each atomically).
-    public static func write(rows: [ExperimentRow], config: ExperimentConfig, timings: [String: Double], to dir: URL) throws {
+    public static func write(rows: [ExperimentRow], config: ExperimentConfig, chosenAlpha: Float? = nil, timings: [String: Double],
+                             to dir: URL) throws {
         try Data(csv(rows).utf8).write(to: dir.appendingPathComponent("results.csv"), options: .atomic)
-        try Data(markdown(rows, config: config).utf8).write(to: dir.appendingPathComponent("results.md"), options: .atomic)
+        try Data(markdown(rows, config: config, chosenAlpha: chosenAlpha).utf8).write(to: dir.appendingPathComponent("results.md"), options: .atomic)
         try Data(svg(rows).utf8).write(to: dir.appendingPathComponent("plot.svg"), options: .atomic)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]

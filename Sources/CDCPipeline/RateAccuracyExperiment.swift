@@ -9,30 +9,44 @@ import Foundation
 /// Settings of `cdc experiment rate-accuracy` (the paper's Tables 1–2 and Fig. 4 on one dataset).
 public struct ExperimentConfig: Codable, Sendable {
     /// Use only the first N training / test images (0 = all).
-    public var trainSubset = 0, testSubset = 0
+    /// The defaults are the README's full run: 10 000 training images, all 10 000 test images, three
+    /// seeds, sized to finish in about two hours on 2 cores.
+    public var trainSubset = 10000, testSubset = 0
+    /// Images held out for choosing α: training images after the subset (or the subset's last ones
+    /// when it covers the whole training set). Never the test set.
+    public var validation = 2000
     public var edge = EdgeConfig()
     public var classifier = ClassifierConfig()
     /// Masks m of the CDC and plain-AE rows.
     public var masks = [0, 1, 2, 3, 4]
-    /// Extra α values trained at `alphaSweepMask` (the paper's Fig. 4); the default α is `edge.alpha`.
-    public var alphaSweep: [Float] = [1, 8, 48, 200]
+    /// α values trained at `alphaSweepMask` with the first seed (the paper's Fig. 4), besides `edge.alpha`.
+    public var alphaSweep: [Float] = [2, 8, 24, 48, 200]
     public var alphaSweepMask = 4
+    /// Choose the α of every CDC row from the sweep, by validation accuracy (else `edge.alpha`).
+    public var autoAlpha = true
     /// Bits per pixel (shared-header accounting) the JPEG / WebP qualities are chosen to hit.
-    public var codecTargets: [Double] = [1, 2, 3, 4, 5]
-    /// Seeds: each CDC/AE row is trained once per seed.
-    public var seeds: [UInt64] = [0]
+    public var codecTargets: [Double] = [1, 2]
+    /// Seeds: the raw, CDC and AE rows are trained once per seed.
+    public var seeds: [UInt64] = [0, 1, 2]
     public var includeBaselines = true
-    public init() {}
+    public init() {
+        edge.epochs = 10
+        classifier.epochs = 6
+    }
 
     /// A configuration that finishes in minutes on 2 cores (a smoke version of the full run).
     public static var quick: ExperimentConfig {
         var c = ExperimentConfig()
-        c.trainSubset = 6000; c.testSubset = 2000
+        c.trainSubset = 6000; c.testSubset = 2000; c.validation = 1000
         c.edge.epochs = 3; c.classifier.epochs = 3
-        c.alphaSweep = [1, 200]
+        c.alphaSweep = [8, 200]
         c.codecTargets = [1, 2.5, 5]
+        c.seeds = [0]
         return c
     }
+
+    /// The α candidates of the sweep, ascending, `edge.alpha` included.
+    public var sweepAlphas: [Float] { Array(Set(alphaSweep + [edge.alpha])).sorted() }
 }
 
 /// One row of `results.csv`.
@@ -47,7 +61,12 @@ public struct ExperimentRow: Codable, Sendable {
     public var uplinkBytes: Int, rawBytes: Int
     /// Test accuracy through the same codec (the deployment case), and on raw test images.
     public var accuracy: Float, accuracyRawTest: Float
+    /// Against the mean accuracy of the raw-data classifiers over the seeds.
     public var accuracyLoss: Float
+    /// Accuracy on the held-out validation images through the same codec (what α is chosen by).
+    public var accuracyValidation: Float?
+    /// Whether this row belongs to the α sweep only (its α is not the one chosen for the table).
+    public var sweep: Bool = false
     public var seconds: Double
 }
 
@@ -59,9 +78,12 @@ public final class RateAccuracyExperiment {
     let log: (String) -> Void
     var timings: [String: Double] = [:]
     public private(set) var rows: [ExperimentRow] = []
+    /// The α of the CDC rows (chosen from the sweep when `autoAlpha`).
+    public private(set) var chosenAlpha: Float
 
     public init(config: ExperimentConfig, out: URL, log: @escaping (String) -> Void) {
         self.config = config; self.out = out; self.log = log
+        chosenAlpha = config.edge.alpha
     }
 
     func timed<R>(_ phase: String, _ body: () throws -> R) rethrows -> R {
@@ -70,67 +92,81 @@ public final class RateAccuracyExperiment {
         return try body()
     }
 
+    /// Training, validation and test images of a run.
+    struct Data3 { var train: ImageDataset, validation: ImageDataset, test: ImageDataset }
+
     /// Runs every phase on `train` / `test` and writes the results.
     public func run(train fullTrain: ImageDataset, test fullTest: ImageDataset) throws {
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
-        let train = config.trainSubset > 0 ? fullTrain.prefix(config.trainSubset) : fullTrain
-        let test = config.testSubset > 0 ? fullTest.prefix(config.testSubset) : fullTest
+        let n = config.trainSubset > 0 ? min(config.trainSubset, fullTrain.count) : fullTrain.count
+        let v = max(0, config.validation)
+        let data: Data3
+        if n + v <= fullTrain.count {
+            data = Data3(train: fullTrain.prefix(n), validation: fullTrain.subset(n..<(n + v)),
+                         test: config.testSubset > 0 ? fullTest.prefix(config.testSubset) : fullTest)
+        } else {
+            guard v < n else { throw PipelineError("validation (\(v)) must be smaller than the training set (\(n))") }
+            data = Data3(train: fullTrain.prefix(n - v), validation: fullTrain.subset((n - v)..<n),
+                         test: config.testSubset > 0 ? fullTest.prefix(config.testSubset) : fullTest)
+        }
+        let train = data.train, test = data.test
         let pixelsPerImage = train.height * train.width
         let rawBytes = train.count * train.channels * pixelsPerImage + train.count   // 8-bit pixels + 1-byte labels
-        log("rate–accuracy: \(train.count) training / \(test.count) test images \(train.channels)×\(train.height)×\(train.width)")
+        log("rate–accuracy: \(train.count) training / \(data.validation.count) validation / \(test.count) test images "
+            + "\(train.channels)×\(train.height)×\(train.width), seeds \(config.seeds.map(String.init).joined(separator: ","))")
 
-        // Raw baseline: the accuracy every loss is measured against.
-        let rawAcc = try timed("classifier:raw") { () throws -> Float in
-            let m = try trainClassifier(train, label: "raw", seed: config.seeds[0])
-            return CloudClassifier.accuracy(m, on: test)
-        }
-        add(ExperimentRow(method: "raw", mask: nil, alpha: nil, quality: nil, seed: config.seeds[0],
-                          bpp: Double(rawBytes * 8) / Double(train.count * pixelsPerImage), bppPayload: Double(8 * train.channels),
-                          uplinkBytes: rawBytes, rawBytes: rawBytes, accuracy: rawAcc, accuracyRawTest: rawAcc,
-                          accuracyLoss: 0, seconds: timings["classifier:raw"] ?? 0))
-
-        // CDC and the plain AE at every m, then the α sweep.
-        var runs: [(String, Int, Float)] = []
-        for m in config.masks { runs.append(("cdc", m, config.edge.alpha)); runs.append(("ae", m, config.edge.alpha)) }
-        for a in config.alphaSweep where a != config.edge.alpha { runs.append(("cdc", config.alphaSweepMask, a)) }
+        // Raw baseline, once per seed: the accuracy every loss is measured against (their mean).
+        var rawRows: [ExperimentRow] = []
         for seed in config.seeds {
-            for (method, m, alpha) in runs {
-                let t0 = Date()
-                var ec = config.edge
-                ec.mask = m; ec.alpha = alpha; ec.guidance = method == "cdc"; ec.seed = seed
-                let label = "\(method) m=\(m)\(method == "cdc" ? " α=\(alpha)" : "") seed \(seed)"
-                let session = EdgeSession(config: ec, channels: train.channels, height: train.height, width: train.width,
-                                          classes: train.classes)
-                try timed("edge-train") {
-                    for e in 1...ec.epochs {
-                        let s = session.trainEpoch(train)
-                        log(String(format: "  [%@] edge epoch %d: L_A %.4f  L_C %.3f  EC acc %.1f%%", label, e,
-                                   s.reconstruction, s.classification, 100 * s.ecAccuracy))
-                    }
+            let t0 = Date()
+            let (acc, accVal) = try timed("classifier:raw") { () throws -> (Float, Float) in
+                let m = try trainClassifier(train, label: "raw seed \(seed)", seed: seed)
+                return (CloudClassifier.accuracy(m, on: test),
+                        data.validation.count > 0 ? CloudClassifier.accuracy(m, on: data.validation) : .nan)
+            }
+            let row = ExperimentRow(method: "raw", mask: nil, alpha: nil, quality: nil, seed: seed,
+                                    bpp: Double(rawBytes * 8) / Double(train.count * pixelsPerImage), bppPayload: Double(8 * train.channels),
+                                    uplinkBytes: rawBytes, rawBytes: rawBytes, accuracy: acc, accuracyRawTest: acc,
+                                    accuracyLoss: 0, accuracyValidation: accVal, seconds: Date().timeIntervalSince(t0))
+            rawRows.append(row)
+            add(row)
+        }
+
+        // The α sweep at one mask with the first seed; α of the CDC rows chosen by validation accuracy.
+        let seed0 = config.seeds[0]
+        var sweepRows: [Float: ExperimentRow] = [:]
+        let candidates = config.sweepAlphas
+        if candidates.count > 1 && config.masks.contains(config.alphaSweepMask) {
+            for a in candidates {
+                let row = try edgeRow(method: "cdc", mask: config.alphaSweepMask, alpha: a, seed: seed0, data: data, rawBytes: rawBytes)
+                sweepRows[a] = row
+                add(row)
+            }
+            if config.autoAlpha {
+                if data.validation.count > 0, let best = candidates.max(by: {
+                    (sweepRows[$0]?.accuracyValidation ?? 0, -$0) < (sweepRows[$1]?.accuracyValidation ?? 0, -$1) }) {
+                    chosenAlpha = best
+                    log(String(format: "α chosen by validation accuracy at m=%d: %g (%@)", config.alphaSweepMask, best,
+                               candidates.map { String(format: "α %g: %.2f%%", $0, 100 * (sweepRows[$0]?.accuracyValidation ?? 0)) }
+                                   .joined(separator: ", ")))
+                } else {
+                    log("no validation images: α stays \(config.edge.alpha)")
                 }
-                let decoder = try EdgeCodec.decoderFile(session.autoencoder, channels: train.channels)
-                let hash = ModelIdentity.hash(decoder)
-                let (trainC, testC) = try timed("compress") {
-                    (try EdgeCodec.compress(session.autoencoder, train, decoderHash: hash),
-                     try EdgeCodec.compress(session.autoencoder, test, decoderHash: hash))
+            }
+            for i in rows.indices where rows[i].method == "cdc" && rows[i].alpha != chosenAlpha { rows[i].sweep = true }
+        }
+
+        // CDC and the plain AE at every m, once per seed.
+        for seed in config.seeds {
+            for m in config.masks {
+                if !(seed == seed0 && m == config.alphaSweepMask && sweepRows[chosenAlpha] != nil) {
+                    add(try edgeRow(method: "cdc", mask: m, alpha: chosenAlpha, seed: seed, data: data, rawBytes: rawBytes))
                 }
-                let uplink = trainC.encoded().count + decoder.count
-                let cloudAE = try EdgeCodec.loadDecoder(decoder)
-                let (restoredTrain, restoredTest) = try timed("restore") {
-                    (try EdgeCodec.restore(trainC, decoder: cloudAE, channels: train.channels, height: train.height, width: train.width),
-                     try EdgeCodec.restore(testC, decoder: cloudAE, channels: test.channels, height: test.height, width: test.width))
-                }
-                let model = try timed("classifier:\(method)") { try trainClassifier(restoredTrain, label: label, seed: seed) }
-                let acc = CloudClassifier.accuracy(model, on: restoredTest)
-                let accRaw = CloudClassifier.accuracy(model, on: test)
-                add(ExperimentRow(method: method, mask: m, alpha: method == "cdc" ? alpha : nil, quality: nil, seed: seed,
-                                  bpp: Double(uplink * 8) / Double(train.count * pixelsPerImage), bppPayload: Double(5 - m),
-                                  uplinkBytes: uplink, rawBytes: rawBytes, accuracy: acc, accuracyRawTest: accRaw,
-                                  accuracyLoss: rawAcc - acc, seconds: Date().timeIntervalSince(t0)))
+                add(try edgeRow(method: "ae", mask: m, alpha: nil, seed: seed, data: data, rawBytes: rawBytes))
             }
         }
 
-        // JPEG and WebP at qualities whose measured rates bracket the targets.
+        // JPEG and WebP at qualities whose measured rates bracket the targets (first seed).
         if config.includeBaselines {
             let train8 = train.rawImages(), test8 = test.rawImages()
             for kind in ImageCodecKind.allCases {
@@ -146,21 +182,62 @@ public final class RateAccuracyExperiment {
                     let decTrain = try ImageDataset.fromRawImages(mTrain.decoded, labels: train.labels, classes: train.classes)
                     let decTest = try ImageDataset.fromRawImages(mTest.decoded, labels: test.labels, classes: test.classes)
                     let model = try timed("classifier:\(kind.rawValue)") {
-                        try trainClassifier(decTrain, label: "\(kind.rawValue) q=\(q)", seed: config.seeds[0])
+                        try trainClassifier(decTrain, label: "\(kind.rawValue) q=\(q)", seed: seed0)
                     }
                     let acc = CloudClassifier.accuracy(model, on: decTest)
                     let accRaw = CloudClassifier.accuracy(model, on: test)
                     let uplink = mTrain.perImageBytes + mTrain.sharedHeaderBytes + train.count
-                    add(ExperimentRow(method: kind.rawValue, mask: nil, alpha: nil, quality: q, seed: config.seeds[0],
+                    add(ExperimentRow(method: kind.rawValue, mask: nil, alpha: nil, quality: q, seed: seed0,
                                       bpp: Double(uplink * 8) / Double(train.count * pixelsPerImage),
                                       bppPayload: mTrain.bitsPerPixelWholeFiles, uplinkBytes: uplink, rawBytes: rawBytes,
-                                      accuracy: acc, accuracyRawTest: accRaw, accuracyLoss: rawAcc - acc,
+                                      accuracy: acc, accuracyRawTest: accRaw, accuracyLoss: 0, accuracyValidation: nil,
                                       seconds: Date().timeIntervalSince(t0)))
                 }
             }
         }
-        try ExperimentReport.write(rows: rows, config: config, timings: timings, to: out)
+        try write()
         log("wrote \(out.path)/results.csv, results.md, plot.svg, timings.json")
+    }
+
+    /// Trains the edge (CDC with guidance 1/α, or the plain AE), compresses and restores the
+    /// training, validation and test images, trains the cloud classifier and measures it.
+    func edgeRow(method: String, mask m: Int, alpha: Float?, seed: UInt64, data: Data3, rawBytes: Int) throws -> ExperimentRow {
+        let train = data.train, test = data.test
+        let t0 = Date()
+        var ec = config.edge
+        ec.mask = m; ec.alpha = alpha ?? ec.alpha; ec.guidance = method == "cdc"; ec.seed = seed
+        let label = "\(method) m=\(m)\(method == "cdc" ? String(format: " α=%g", ec.alpha) : "") seed \(seed)"
+        let session = EdgeSession(config: ec, channels: train.channels, height: train.height, width: train.width,
+                                  classes: train.classes)
+        try timed("edge-train") {
+            for e in 1...ec.epochs {
+                let s = session.trainEpoch(train)
+                log(String(format: "  [%@] edge epoch %d: L_A %.4f  L_C %.3f  EC acc %.1f%%", label, e,
+                           s.reconstruction, s.classification, 100 * s.ecAccuracy))
+            }
+        }
+        let decoder = try EdgeCodec.decoderFile(session.autoencoder, channels: train.channels)
+        let hash = ModelIdentity.hash(decoder)
+        func roundTrip(_ d: ImageDataset) throws -> (LatentContainer, ImageDataset) {
+            let c = try timed("compress") { try EdgeCodec.compress(session.autoencoder, d, decoderHash: hash) }
+            let cloudAE = try EdgeCodec.loadDecoder(decoder)
+            let r = try timed("restore") {
+                try EdgeCodec.restore(c, decoder: cloudAE, channels: d.channels, height: d.height, width: d.width)
+            }
+            return (c, r)
+        }
+        let (trainC, restoredTrain) = try roundTrip(train)
+        let restoredTest = try roundTrip(test).1
+        let restoredVal = data.validation.count > 0 ? try roundTrip(data.validation).1 : nil
+        let uplink = trainC.encoded().count + decoder.count
+        let model = try timed("classifier:\(method)") { try trainClassifier(restoredTrain, label: label, seed: seed) }
+        let pixelsPerImage = train.height * train.width
+        return ExperimentRow(method: method, mask: m, alpha: method == "cdc" ? ec.alpha : nil, quality: nil, seed: seed,
+                             bpp: Double(uplink * 8) / Double(train.count * pixelsPerImage), bppPayload: Double(5 - m),
+                             uplinkBytes: uplink, rawBytes: rawBytes, accuracy: CloudClassifier.accuracy(model, on: restoredTest),
+                             accuracyRawTest: CloudClassifier.accuracy(model, on: test), accuracyLoss: 0,
+                             accuracyValidation: restoredVal.map { CloudClassifier.accuracy(model, on: $0) },
+                             seconds: Date().timeIntervalSince(t0))
     }
 
     func trainClassifier(_ data: ImageDataset, label: String, seed: UInt64) throws -> Module {
@@ -175,11 +252,23 @@ public final class RateAccuracyExperiment {
         }
     }
 
+    /// The mean test accuracy of the raw-data classifiers (what losses are measured against).
+    var rawMean: Float? {
+        let raw = rows.filter { $0.method == "raw" }
+        return raw.isEmpty ? nil : raw.map(\.accuracy).reduce(0, +) / Float(raw.count)
+    }
+
     func add(_ row: ExperimentRow) {
         rows.append(row)
-        log(String(format: "→ %@%@: %.3f bpp, accuracy %.2f%% (raw test %.2f%%), loss %.2f pp", row.method,
+        log(String(format: "→ %@%@: %.3f bpp, accuracy %.2f%% (raw test %.2f%%)%@", row.method,
                    row.mask.map { " m=\($0)" } ?? row.quality.map { " q=\($0)" } ?? "", row.bpp,
-                   100 * row.accuracy, 100 * row.accuracyRawTest, 100 * row.accuracyLoss))
-        try? ExperimentReport.write(rows: rows, config: config, timings: timings, to: out)   // partial results survive a crash
+                   100 * row.accuracy, 100 * row.accuracyRawTest,
+                   row.accuracyValidation.map { $0.isNaN ? "" : String(format: ", validation %.2f%%", 100 * $0) } ?? ""))
+        try? write()   // partial results survive a crash
+    }
+
+    func write() throws {
+        if let base = rawMean { for i in rows.indices { rows[i].accuracyLoss = base - rows[i].accuracy } }
+        try ExperimentReport.write(rows: rows, config: config, chosenAlpha: chosenAlpha, timings: timings, to: out)
     }
 }

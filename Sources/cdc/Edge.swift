@@ -46,10 +46,15 @@ struct EdgeTrain: ParsableCommand {
     @Option(help: "Session directory: checkpoints (safetensors) and progress are saved here after every epoch.")
     var out: String?
     @Flag(help: "Continue the session saved in --out.") var resume = false
+    @Flag(help: "Train a learned factorized prior with the AE; its integer tables then entropy-code the uploads.")
+    var learnedPrior = false
+    @Option(help: "Weight λ of the rate term (bits per pixel under the learned prior) in the AE's loss; implies --learned-prior.")
+    var rateWeight: Float = 0
 
     mutating func run() throws {
         try engine.apply()
         guard (0...4).contains(mask) else { throw ValidationError("--mask must be in 0…4") }
+        guard rateWeight >= 0 else { throw ValidationError("--rate-weight must be ≥ 0") }
         guard epochs >= 1, batch >= 2, alpha > 0 else { throw ValidationError("--epochs ≥ 1, --batch ≥ 2 and --alpha > 0 are required") }
         if resume && out == nil { throw ValidationError("--resume needs --out DIR") }
         let train = try dataOptions.load(train: true)
@@ -63,11 +68,13 @@ struct EdgeTrain: ParsableCommand {
             var c = EdgeConfig()
             c.mask = mask; c.alpha = alpha; c.guidance = !noGuidance; c.epochs = epochs; c.batchSize = batch
             c.learningRate = lr; c.seed = seed
+            c.learnedPrior = learnedPrior || rateWeight > 0; c.rateWeight = rateWeight
             session = EdgeSession(config: c, channels: train.channels, height: train.height, width: train.width, classes: train.classes)
         }
         let c = session.config
         log("training cdc-ae (m=\(c.mask), \(5 - c.mask) bits/latent) + cdc-ec on \(train.count) images "
             + "\(train.height)×\(train.width), batch \(c.batchSize), α=\(c.alpha)\(c.guidance ? "" : ", no guidance"), "
+            + (c.learnedPrior ? "learned prior (λ = \(c.rateWeight)), " : "")
             + "\(Engine.threads) threads")
         let start = Date()
         while session.epochsDone < epochs {

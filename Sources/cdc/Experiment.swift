@@ -18,14 +18,15 @@ struct RateAccuracy: ParsableCommand {
     @OptionGroup var engine: EngineOptions
     @Option(help: "IDX directory (default: Debian's Fashion-MNIST).") var data: String?
     @Option(help: "Output directory.") var out = "results"
-    @Flag(help: "A short version (6000/2000 images, 3+3 epochs, fewer α and codec points): minutes, not hours.") var quick = false
+    @Flag(help: "A short version (6000/2000 images, one seed, 3+3 epochs, fewer α and codec points): minutes, not hours.") var quick = false
     @Option(help: "Training images (0 = all).") var trainSubset: Int?
     @Option(help: "Test images (0 = all).") var testSubset: Int?
     @Option(help: "Edge training epochs.") var edgeEpochs: Int?
     @Option(help: "Classifier training epochs.") var classifierEpochs: Int?
     @Option(help: "Seeds, comma-separated (each CDC/AE row once per seed).") var seeds: String?
     @Option(help: "Masks, comma-separated.") var masks: String?
-    @Option(help: "Default α.") var alpha: Float?
+    @Option(help: "α of the CDC rows: a number, or 'auto' to choose it from the sweep by validation accuracy (default).") var alpha: String?
+    @Option(help: "Training images held out for choosing α (never the test set).") var validation: Int?
     @Option(help: "α values of the sweep, comma-separated (empty: none).") var alphaSweep: String?
     @Option(help: "Bits per pixel the JPEG/WebP qualities are chosen to hit, comma-separated.") var codecTargets: String?
     @Flag(help: "Skip JPEG and WebP.") var noBaselines = false
@@ -37,7 +38,11 @@ struct RateAccuracy: ParsableCommand {
         if let v = testSubset { c.testSubset = v }
         if let v = edgeEpochs { c.edge.epochs = v }
         if let v = classifierEpochs { c.classifier.epochs = v }
-        if let v = alpha { c.edge.alpha = v }
+        if let v = alpha, v != "auto" {
+            guard let a = Float(v), a > 0 else { throw ValidationError("bad α '\(v)' (a positive number or 'auto')") }
+            c.edge.alpha = a; c.autoAlpha = false
+        }
+        if let v = validation { guard v >= 0 else { throw ValidationError("--validation must be ≥ 0") }; c.validation = v }
         if let v = seeds { c.seeds = try v.split(separator: ",").map { guard let s = UInt64($0) else { throw ValidationError("bad seed '\($0)'") }; return s } }
         if let v = masks { c.masks = try v.split(separator: ",").map { guard let m = Int($0), (0...4).contains(m) else { throw ValidationError("bad mask '\($0)'") }; return m } }
         if let v = alphaSweep { c.alphaSweep = try v.split(separator: ",").map { guard let a = Float($0), a > 0 else { throw ValidationError("bad α '\($0)'") }; return a } }

@@ -123,6 +123,34 @@ func tempDir() -> URL {
         #expect(ExperimentReport.markdown([row], config: ExperimentConfig()).contains("| cdc | 4 | 48 |"))
     }
 
+    func row(_ method: String, _ mask: Int?, _ seed: UInt64, _ acc: Float, loss: Float, sweep: Bool = false) -> ExperimentRow {
+        ExperimentRow(method: method, mask: mask, alpha: method == "cdc" ? 8 : nil, quality: nil, seed: seed, bpp: 1, bppPayload: 1,
+                      uplinkBytes: 100, rawBytes: 1000, accuracy: acc, accuracyRawTest: acc, accuracyLoss: loss, sweep: sweep, seconds: 1)
+    }
+
+    @Test func seedsAreGroupedWithMeanAndSpread() {
+        let rows = [row("raw", nil, 0, 0.90, loss: 0.01), row("raw", nil, 1, 0.92, loss: -0.01),
+                    row("cdc", 4, 0, 0.89, loss: 0.02), row("cdc", 4, 1, 0.90, loss: 0.01),
+                    row("cdc", 4, 0, 0.10, loss: 0.81, sweep: true)]
+        let gs = ExperimentReport.groups(rows)
+        #expect(gs.count == 2)                                  // the sweep-only row is not in the table
+        #expect(gs[1].count == 2 && abs(gs[1].mean - 0.895) < 1e-6 && abs(gs[1].spread - 0.01) < 1e-6)
+        #expect(abs(gs[1].meanLoss - 0.015) < 1e-6)
+    }
+
+    @Test func claimsAreCheckedBothWays() {
+        // CDC loses 1.75 pp (> 1.5: fails), the AE 5.5 pp: margin 3.75 pp > spread 1 pp, and ≥ 2×.
+        var rows = [row("cdc", 4, 0, 0.89, loss: 0.02), row("cdc", 4, 1, 0.895, loss: 0.015),
+                    row("ae", 4, 0, 0.85, loss: 0.06), row("ae", 4, 1, 0.86, loss: 0.05)]
+        var cs = ExperimentReport.claims(rows)
+        #expect(cs.map(\.holds) == [false, true, true])
+        // An AE as good as CDC: neither the margin nor the paper's factor holds.
+        rows[2].accuracyLoss = 0.02; rows[3].accuracyLoss = 0.016
+        cs = ExperimentReport.claims(rows)
+        #expect(cs.map(\.holds) == [false, false, false])
+        #expect(ExperimentReport.markdown(rows, config: ExperimentConfig()).contains("**does not hold**"))
+    }
+
     @Test func rawImagesRoundTrip() throws {
         let data = toyDataset(count: 5)
         let back = try ImageDataset.fromRawImages(data.rawImages(), labels: data.labels, classes: 4)
