@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "CDCModels", dependencies: ["CDCNN"]),
         // The CDC pipeline: edge training sessions, compression, restoration, cloud training,
         // the rate–accuracy experiment.
-        .target(name: "CDCPipeline", dependencies: ["CDCModels", "CDCData", "CDCCodec", "CDCImageCodecs", "CDCSafetensors"]),
+        .target(name: "CDCPipeline", dependencies: ["CDCModels", "CDCData", "CDCCodec", "CDCEntropy", "CDCImageCodecs", "CDCSafetensors"]),
         .executableTarget(name: "cdc", dependencies: [
             "CDCPipeline",
             "CDCModels", "CDCData", "CDCCodec", "CDCImageCodecs",

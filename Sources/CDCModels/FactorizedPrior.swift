@@ -13,11 +13,11 @@ import Foundation
 /// learned weights, means and scales. CompressAI's `EntropyBottleneck` learns the same kind of
 /// per-channel CDF with a small monotone network; a logistic mixture is the lighter form of it.
 ///
-/// Training adds the rate R = −Σ log₂ p(q) (``bits(_:levels:)``) to the autoencoder's loss with a
-/// weight λ, so the encoder learns codes that are cheap to code; the gradient reaches the
-/// encoder through the quantizer's straight-through path. The integer frequency tables the
-/// coder uses (``frequencyTables(mask:total:)``) are made once from the trained parameters and
-/// saved with the model (``save(to:mask:)``), never recomputed from floating point at load.
+/// Training adds the rate R, the expected code length of the symbols under the training
+/// quantizer's noise (``bits(_:levels:)``), to the autoencoder's loss with a weight λ, so the
+/// encoder learns codes that are cheap to code. The integer frequency tables the coder uses
+/// (``frequencyTables(mask:total:)``) are made once from the trained parameters and saved with
+/// the model (`PriorFile` in CDCPipeline), never recomputed from floating point at load.
 public final class FactorizedPrior: Module {
     /// Mixture weights before the softmax, `[K, components]`.
     public var logits: Tensor
@@ -54,26 +54,41 @@ public final class FactorizedPrior: Module {
         return out!
     }
 
-    /// Total code length in bits, −Σ log₂ p(q), of the symbols behind restored latents `xHat`
-    /// (`[N, K, …]`, values (q − ½)/L as the quantizer produces them) under this prior; a scalar
-    /// tensor differentiable with respect to `xHat` and the prior's parameters.
-    public func bits(_ xHat: Tensor, levels: Int) -> Tensor {
-        precondition(xHat.rank >= 2 && xHat.shape[1] == channels, "prior: expected [N, \(channels), …], got \(xHat.shape)")
-        let L = Float(levels), half = 0.5 / L
-        // The outer bins run to −∞ / +∞: constant masks from the symbol values.
-        let lowEdge = (0.5 - L) / L + half / 2, highEdge = (L - 0.5) / L - half / 2
-        let values = xHat.plain.pointer, n = xHat.count
-        var notMin = [Float](repeating: 1, count: n), isMax = [Float](repeating: 0, count: n)
+    /// Expected code length in bits of the symbols of encoder outputs `z` (`[N, K, …]`) under the
+    /// training quantizer's noise, summed: a scalar tensor differentiable with respect to `z` and
+    /// the prior's parameters.
+    ///
+    /// With s = z·L, the noisy quantizer gives q = ceil(s + u), u ~ U(−½, ½): symbol k₀ = ⌈s − ½⌉
+    /// with probability w = k₀ − (s − ½) and k₀ + 1 otherwise (clamped to −L+1…L). The expected
+    /// code length w·(−log₂ P(k₀)) + (1 − w)·(−log₂ P(k₀ + 1)) is exact, not a relaxation; its
+    /// gradient L·(log₂ P(k₀) − log₂ P(k₀ + 1)) moves z towards the cheaper symbol, and the
+    /// parameters' gradient moves the symbols' probabilities P (bin masses of the CDF, as in
+    /// ``probabilities(mask:)``) towards the symbols used. At the restored values (q − ½)/L it is
+    /// exactly the code length of the symbols q.
+    public func bits(_ z: Tensor, levels: Int) -> Tensor {
+        precondition(z.rank >= 2 && z.shape[1] == channels, "prior: expected [N, \(channels), …], got \(z.shape)")
+        let L = Float(levels)
+        let n = z.count, values = z.plain.pointer
+        var anchor = [Float](repeating: 0, count: n)          // k₀ + ½, so that w = anchor − s
+        var edges = [[Float]](repeating: [Float](repeating: 0, count: n), count: 4)   // lo₀, hi₀, lo₁, hi₁
+        var tails = [[Float]](repeating: [Float](repeating: 0, count: n), count: 4)   // k₀ lowest, k₀ highest, k₁ …
         for i in 0..<n {
-            if values[i] <= lowEdge { notMin[i] = 0 }
-            if values[i] >= highEdge { isMax[i] = 1 }
+            let k0 = (values[i] * L - 0.5).rounded(.up)
+            anchor[i] = k0 + 0.5
+            for (j, k) in [Swift.min(Swift.max(k0, 1 - L), L), Swift.min(Swift.max(k0 + 1, 1 - L), L)].enumerated() {
+                edges[2 * j][i] = (k - 1) / L; edges[2 * j + 1][i] = k / L
+                tails[2 * j][i] = k == 1 - L ? 1 : 0; tails[2 * j + 1][i] = k == L ? 1 : 0
+            }
         }
-        let notMinT = Tensor(notMin, shape: xHat.shape), isMaxT = Tensor(isMax, shape: xHat.shape)
         let weights = logits.logSoftmax().exp()
-        let upper = cdf(xHat + half, weights: weights) * (1 - isMaxT) + isMaxT
-        let lower = cdf(xHat - half, weights: weights) * notMinT
-        let p = (upper - lower).clamp(1e-9, 1)
-        return p.log().sum() * Float(-1 / Foundation.log(2.0))
+        func codeLength(_ j: Int) -> Tensor {
+            let lowTail = Tensor(tails[2 * j], shape: z.shape), highTail = Tensor(tails[2 * j + 1], shape: z.shape)
+            let upper = cdf(Tensor(edges[2 * j + 1], shape: z.shape), weights: weights) * (1 - highTail) + highTail
+            let lower = cdf(Tensor(edges[2 * j], shape: z.shape), weights: weights) * (1 - lowTail)
+            return (upper - lower).clamp(1e-9, 1).log() * Float(-1 / Foundation.log(2.0))
+        }
+        let w = Tensor(anchor, shape: z.shape) - z * L
+        return (w * codeLength(0) + (1 - w) * codeLength(1)).sum()
     }
 
     /// Probability of every symbol of every channel at mask m, `[K][2L]`, symbol u = q + L − 1

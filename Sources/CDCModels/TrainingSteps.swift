@@ -50,8 +50,8 @@ public final class EdgeTrainer {
     public func step(_ x: Tensor, labels: [Int]) -> StepResult {
         aeOptimizer.zeroGrad(); ecOptimizer.zeroGrad()
         autoencoder.train(); classifier.train()
-        let latent = autoencoder.quantizer(autoencoder.encoder(x))
-        let xHat = autoencoder.decoder(latent)
+        let z = autoencoder.encoder(x)
+        let xHat = autoencoder.decoder(autoencoder.quantizer(z))
         let lossA = Tensor.mse(xHat, x)
         // Without guidance the EC still learns on x̂ but sends nothing back to the AE.
         let ecInput = guidance ? xHat.gradientScaled(by: 1 / alpha) : xHat.detach()
@@ -63,7 +63,7 @@ public final class EdgeTrainer {
             // Bits per pixel position: the latent's spatial size times the downsampling factor.
             let positions = Float(x.count / x.shape[1])
             // λ > 0: the encoder is pushed towards cheap codes; λ = 0: only the prior fits the codes.
-            let bpp = prior.bits(rateWeight > 0 ? latent : latent.detach(), levels: autoencoder.quantizer.levels) * (1 / positions)
+            let bpp = prior.bits(rateWeight > 0 ? z : z.detach(), levels: autoencoder.quantizer.levels) * (1 / positions)
             rate = bpp.item
             loss = loss + (rateWeight > 0 ? bpp * rateWeight : bpp)
         }

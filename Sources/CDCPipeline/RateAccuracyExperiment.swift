@@ -26,6 +26,11 @@ public struct ExperimentConfig: Codable, Sendable {
     public var autoAlpha = true
     /// Bits per pixel (shared-header accounting) the JPEG / WebP qualities are chosen to hit.
     public var codecTargets: [Double] = [1, 2]
+    /// Rate weights λ of extra CDC rows at mask 4 with the learned prior (entropy-coded under it).
+    public var rateWeights: [Float] = []
+    /// Add an entropy-coded row (`cdc-coded`, `ae-coded`: same codes, rANS under measured
+    /// histograms) beside every CDC and AE row.
+    public var codedRows = true
     /// Seeds: the raw, CDC and AE rows are trained once per seed.
     public var seeds: [UInt64] = [0, 1, 2]
     public var includeBaselines = true
@@ -65,6 +70,8 @@ public struct ExperimentRow: Codable, Sendable {
     public var accuracyLoss: Float
     /// Accuracy on the held-out validation images through the same codec (what α is chosen by).
     public var accuracyValidation: Float?
+    /// Rate weight λ of the learned prior's rate term (coded rows trained with one).
+    public var rateWeight: Float? = nil
     /// Whether this row belongs to the α sweep only (its α is not the one chosen for the table).
     public var sweep: Bool = false
     public var seconds: Double
@@ -138,9 +145,10 @@ public final class RateAccuracyExperiment {
         let candidates = config.sweepAlphas
         if candidates.count > 1 && config.masks.contains(config.alphaSweepMask) {
             for a in candidates {
-                let row = try edgeRow(method: "cdc", mask: config.alphaSweepMask, alpha: a, seed: seed0, data: data, rawBytes: rawBytes)
-                sweepRows[a] = row
-                add(row)
+                let rows = try edgeRows(method: "cdc", mask: config.alphaSweepMask, alpha: a, seed: seed0, data: data,
+                                        rawBytes: rawBytes, coded: false)
+                sweepRows[a] = rows[0]
+                rows.forEach(add)
             }
             if config.autoAlpha {
                 if data.validation.count > 0, let best = candidates.max(by: {
@@ -154,16 +162,28 @@ public final class RateAccuracyExperiment {
                 }
             }
             for i in rows.indices where rows[i].method == "cdc" && rows[i].alpha != chosenAlpha { rows[i].sweep = true }
+            // The coded twin of the sweep row that the table keeps.
+            if config.codedRows, let kept = sweepRows[chosenAlpha], let extra = pendingCoded.removeValue(forKey: chosenAlpha) {
+                _ = kept
+                add(extra)
+            }
+            pendingCoded.removeAll()
         }
 
         // CDC and the plain AE at every m, once per seed.
         for seed in config.seeds {
             for m in config.masks {
                 if !(seed == seed0 && m == config.alphaSweepMask && sweepRows[chosenAlpha] != nil) {
-                    add(try edgeRow(method: "cdc", mask: m, alpha: chosenAlpha, seed: seed, data: data, rawBytes: rawBytes))
+                    try edgeRows(method: "cdc", mask: m, alpha: chosenAlpha, seed: seed, data: data, rawBytes: rawBytes).forEach(add)
                 }
-                add(try edgeRow(method: "ae", mask: m, alpha: nil, seed: seed, data: data, rawBytes: rawBytes))
+                try edgeRows(method: "ae", mask: m, alpha: nil, seed: seed, data: data, rawBytes: rawBytes).forEach(add)
             }
+        }
+
+        // CDC with the learned prior and a rate term at m = 4 (issue 4's rate–accuracy points).
+        for lambda in config.rateWeights {
+            try edgeRows(method: "cdc", mask: 4, alpha: chosenAlpha, seed: seed0, data: data, rawBytes: rawBytes,
+                         rateWeight: lambda).forEach(add)
         }
 
         // JPEG and WebP at qualities whose measured rates bracket the targets (first seed).
@@ -199,21 +219,30 @@ public final class RateAccuracyExperiment {
         log("wrote \(out.path)/results.csv, results.md, plot.svg, timings.json")
     }
 
-    /// Trains the edge (CDC with guidance 1/α, or the plain AE), compresses and restores the
-    /// training, validation and test images, trains the cloud classifier and measures it.
-    func edgeRow(method: String, mask m: Int, alpha: Float?, seed: UInt64, data: Data3, rawBytes: Int) throws -> ExperimentRow {
+    /// Coded twins of sweep rows, added only for the α that the table keeps.
+    var pendingCoded: [Float: ExperimentRow] = [:]
+
+    /// Trains the edge (CDC with guidance 1/α, or the plain AE; with `rateWeight`, the learned
+    /// prior and its rate term), compresses and restores the training, validation and test
+    /// images, trains the cloud classifier and measures it. Returns the fixed-length row and,
+    /// when `codedRows`, its entropy-coded twin (same codes and accuracy, fewer bytes); with a
+    /// rate weight only the row coded under the learned prior.
+    func edgeRows(method: String, mask m: Int, alpha: Float?, seed: UInt64, data: Data3, rawBytes: Int,
+                  rateWeight: Float? = nil, coded: Bool = true) throws -> [ExperimentRow] {
         let train = data.train, test = data.test
         let t0 = Date()
         var ec = config.edge
         ec.mask = m; ec.alpha = alpha ?? ec.alpha; ec.guidance = method == "cdc"; ec.seed = seed
-        let label = "\(method) m=\(m)\(method == "cdc" ? String(format: " α=%g", ec.alpha) : "") seed \(seed)"
+        if let rateWeight { ec.learnedPrior = true; ec.rateWeight = rateWeight }
+        let label = "\(method) m=\(m)\(method == "cdc" ? String(format: " α=%g", ec.alpha) : "")"
+            + (rateWeight.map { String(format: " λ=%g", $0) } ?? "") + " seed \(seed)"
         let session = EdgeSession(config: ec, channels: train.channels, height: train.height, width: train.width,
                                   classes: train.classes)
         try timed("edge-train") {
             for e in 1...ec.epochs {
                 let s = session.trainEpoch(train)
                 log(String(format: "  [%@] edge epoch %d: L_A %.4f  L_C %.3f  EC acc %.1f%%", label, e,
-                           s.reconstruction, s.classification, 100 * s.ecAccuracy))
+                           s.reconstruction, s.classification, 100 * s.ecAccuracy) + (s.rate.map { String(format: "  R %.3f bpp", $0) } ?? ""))
             }
         }
         let decoder = try EdgeCodec.decoderFile(session.autoencoder, channels: train.channels)
@@ -229,15 +258,28 @@ public final class RateAccuracyExperiment {
         let (trainC, restoredTrain) = try roundTrip(train)
         let restoredTest = try roundTrip(test).1
         let restoredVal = data.validation.count > 0 ? try roundTrip(data.validation).1 : nil
-        let uplink = trainC.encoded().count + decoder.count
         let model = try timed("classifier:\(method)") { try trainClassifier(restoredTrain, label: label, seed: seed) }
-        let pixelsPerImage = train.height * train.width
-        return ExperimentRow(method: method, mask: m, alpha: method == "cdc" ? ec.alpha : nil, quality: nil, seed: seed,
-                             bpp: Double(uplink * 8) / Double(train.count * pixelsPerImage), bppPayload: Double(5 - m),
-                             uplinkBytes: uplink, rawBytes: rawBytes, accuracy: CloudClassifier.accuracy(model, on: restoredTest),
-                             accuracyRawTest: CloudClassifier.accuracy(model, on: test), accuracyLoss: 0,
-                             accuracyValidation: restoredVal.map { CloudClassifier.accuracy(model, on: $0) },
-                             seconds: Date().timeIntervalSince(t0))
+        let pixels = Double(train.count * train.height * train.width)
+        let fixedUplink = trainC.encoded().count + decoder.count
+        let row = ExperimentRow(method: method, mask: m, alpha: method == "cdc" ? ec.alpha : nil, quality: nil, seed: seed,
+                                bpp: Double(fixedUplink * 8) / pixels, bppPayload: Double(5 - m),
+                                uplinkBytes: fixedUplink, rawBytes: rawBytes, accuracy: CloudClassifier.accuracy(model, on: restoredTest),
+                                accuracyRawTest: CloudClassifier.accuracy(model, on: test), accuracyLoss: 0,
+                                accuracyValidation: restoredVal.map { CloudClassifier.accuracy(model, on: $0) },
+                                seconds: Date().timeIntervalSince(t0))
+        guard config.codedRows || rateWeight != nil else { return [row] }
+        // The same codes entropy-coded: the learned prior's tables if trained, else measured histograms.
+        let codedC = try timed("entropy-coding") { try RateControl.coding(of: session).apply(to: trainC) }
+        let codedUplink = codedC.encoded().count + decoder.count
+        var twin = row
+        twin.method = method + "-coded"
+        twin.rateWeight = rateWeight
+        twin.bpp = Double(codedUplink * 8) / pixels
+        twin.bppPayload = Double(codedC.accounting.symbols * 8) / pixels
+        twin.uplinkBytes = codedUplink
+        if rateWeight != nil { return [twin] }
+        if !coded { pendingCoded[ec.alpha] = twin; return [row] }
+        return [row, twin]
     }
 
     func trainClassifier(_ data: ImageDataset, label: String, seed: UInt64) throws -> Module {

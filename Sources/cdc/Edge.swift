@@ -50,6 +50,10 @@ struct EdgeTrain: ParsableCommand {
     var learnedPrior = false
     @Option(help: "Weight λ of the rate term (bits per pixel under the learned prior) in the AE's loss; implies --learned-prior.")
     var rateWeight: Float = 0
+    @Option(help: "Target coded bits per pixel: pick m (and λ of the learned prior if m = 4 is not enough) by short calibration trainings; overrides --mask and --rate-weight.")
+    var targetBpp: Double?
+    @Option(help: "Images of the calibration subset of --target-bpp.") var calibrationSubset = 2000
+    @Option(help: "Epochs of each calibration training.") var calibrationEpochs = 2
 
     mutating func run() throws {
         try engine.apply()
@@ -69,6 +73,15 @@ struct EdgeTrain: ParsableCommand {
             c.mask = mask; c.alpha = alpha; c.guidance = !noGuidance; c.epochs = epochs; c.batchSize = batch
             c.learningRate = lr; c.seed = seed
             c.learnedPrior = learnedPrior || rateWeight > 0; c.rateWeight = rateWeight
+            if let target = targetBpp {
+                log(String(format: "rate control: calibrating for %.3f bpp on %d images, %d epochs per trial", target,
+                           min(calibrationSubset, train.count), calibrationEpochs))
+                let (chosen, _) = try RateControl.calibrate(target: target, base: c, calibration: train.prefix(calibrationSubset),
+                                                             epochs: calibrationEpochs) { log($0) }
+                c = chosen
+                c.epochs = epochs
+                log("rate control chose m=\(c.mask)\(c.rateWeight > 0 ? ", learned prior with λ=\(c.rateWeight)" : "")")
+            }
             session = EdgeSession(config: c, channels: train.channels, height: train.height, width: train.width, classes: train.classes)
         }
         let c = session.config
@@ -89,6 +102,9 @@ struct EdgeTrain: ParsableCommand {
                      test.count, 5 - c.mask, mse, 100 * acc))
         print(String(format: "time: %.1f s", Date().timeIntervalSince(start)))
         if let out { print("session saved in \(out)") }
+        let rate = try RateControl.measure(session, on: test)
+        print(String(format: "coded rate on the test set (%@): %.3f bits per pixel, %.1f bytes per sample (fixed length: %d bpp)",
+                     RateControl.coding(of: session).name, rate.bitsPerPixel, rate.bytesPerSample, 5 - c.mask))
     }
 }
 
@@ -104,22 +120,44 @@ struct EdgeCompress: ParsableCommand {
     @Option(help: "Which split to encode: train or test.") var split = "train"
     @Option(help: "Container file to write.") var out: String
     @Option(help: "Decoder file to write (safetensors).") var decoderOut: String
+    @Option(help: """
+        How the symbols are coded: auto (the session's learned prior if it has one, else histogram), \
+        fixed (5 − m bits each, the paper's scheme), histogram (rANS under per-channel histograms of this data), \
+        prior (rANS under the learned prior's tables).
+        """) var coding = "auto"
 
     mutating func run() throws {
         try engine.apply()
         guard split == "train" || split == "test" else { throw ValidationError("--split must be train or test") }
         let s = try EdgeSession.resume(from: URL(fileURLWithPath: session))
+        let uplinkCoding: UplinkCoding
+        switch coding {
+        case "auto": uplinkCoding = RateControl.coding(of: s)
+        case "fixed": uplinkCoding = .fixedLength
+        case "histogram": uplinkCoding = .histogram
+        case "prior":
+            guard s.prior != nil else { throw ValidationError("the session has no learned prior (train it with --learned-prior)") }
+            uplinkCoding = RateControl.coding(of: s)
+        default: throw ValidationError("--coding must be auto, fixed, histogram or prior")
+        }
         let data = try dataOptions.load(train: split == "train")
         let decoder = try EdgeCodec.decoderFile(s.autoencoder, channels: data.channels)
         try Data(decoder).write(to: URL(fileURLWithPath: decoderOut), options: .atomic)
         let t0 = Date()
-        let container = try EdgeCodec.compress(s.autoencoder, data, decoderHash: ModelIdentity.hash(decoder))
+        let fixed = try EdgeCodec.compress(s.autoencoder, data, decoderHash: ModelIdentity.hash(decoder))
+        let container = try uplinkCoding.apply(to: fixed)
         let seconds = Date().timeIntervalSince(t0)
         try container.write(to: URL(fileURLWithPath: out))
         let raw = data.count * data.channels * data.height * data.width + data.count
-        let bytes = container.accounting.total + decoder.count
-        print(String(format: "encoded %d images in %.2f s: container %d bytes + decoder %d bytes = %d bytes uplink, raw %d bytes (%.1f× less)",
-                     data.count, seconds, container.accounting.total, decoder.count, bytes, raw, Double(raw) / Double(bytes)))
+        let total = container.accounting.total, bytes = total + decoder.count
+        print(String(format: "encoded %d images in %.2f s (%@): container %d bytes + decoder %d bytes = %d bytes uplink, raw %d bytes (%.1f× less)",
+                     data.count, seconds, "\(uplinkCoding.name)", total, decoder.count, bytes, raw, Double(raw) / Double(bytes)))
+        if uplinkCoding != .fixedLength {
+            let pixels = Double(data.count * data.height * data.width)
+            print(String(format: "codes: %.3f bits per pixel coded, %d fixed-length (%.1f%% smaller)",
+                         Double(container.accounting.symbols * 8) / pixels, 5 - s.config.mask,
+                         100 * (1 - Double(container.accounting.symbols) / Double(fixed.accounting.symbols))))
+        }
     }
 }
 
