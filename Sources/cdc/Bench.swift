@@ -1,6 +1,9 @@
 import ArgumentParser
+import CDCCodec
+import CDCData
 import CDCModels
 import CDCNN
+import CDCPipeline
 import CDCTensor
 import Foundation
 
@@ -30,6 +33,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Only these timings (comma-separated keys, e.g. edge_step,cloud_step).") var only: String?
     @Option(help: "PyTorch reference JSON to compare against.") var compare: String?
+    @Option(help: "Session of `cdc edge train` whose codes of the 60 000 Fashion-MNIST training images time the entropy coder (entropy_coding; also run by --only entropy_coding, then with an untrained encoder).")
+    var session: String?
 
     mutating func run() throws {
         try engine.apply()
@@ -95,6 +100,29 @@ struct Bench: ParsableCommand {
             var t = Timing.measure(warmup: warmup, repeats: repeats, batch: audioBatch) { cloud1.step(ra, labels: ya) }
             t["model"] = "cdc-ec-1d"
             timings["audio_cloud_step"] = t
+        }
+
+        // entropy_coding: the coded container of the 60 000 training codes, encoded and decoded.
+        if session != nil || wanted?.contains("entropy_coding") == true {
+            let train = try ImageDataset.fashionMNIST(train: true)
+            let s = try session.map { try EdgeSession.resume(from: URL(fileURLWithPath: $0)) }
+            let encoderAE = s?.autoencoder ?? CDCAutoencoder.image(channels: 1, mask: mask)
+            let fixed = try EdgeCodec.compress(encoderAE, train, decoderHash: 0)
+            let coding = s.map { RateControl.coding(of: $0) } ?? .histogram
+            let coded = try coding.apply(to: fixed)
+            var failure: Error?
+            var t = Timing.measure(warmup: 1, repeats: 5, batch: train.count) {
+                do {
+                    let back = try LatentContainer.decode(coded.encoded())
+                    if back.symbols.count != fixed.symbols.count { failure = PipelineError("round trip lost symbols") }
+                } catch { failure = error }
+            }
+            if let failure { throw failure }
+            t["bits_per_latent"] = (Double(coded.accounting.symbols * 8) / Double(fixed.symbols.count) * 1000).rounded() / 1000
+            t["fixed_bits_per_latent"] = 5 - encoderAE.quantizer.mask
+            t["coding"] = coding.name
+            t["what"] = "encode + decode of the coded container of the \(train.count) training codes"
+            timings["entropy_coding"] = t
         }
 
         var out: [String: Any] = [
