@@ -8,7 +8,7 @@ import CDCTensor
 ///
 /// With a ``FactorizedPrior`` and a rate weight λ > 0 the AE's loss gains λ·R, R the code length
 /// of the latent symbols under the prior in bits per pixel position (R + λ·D in CompressAI's
-/// terms, with the weight on the rate side); the prior's parameters are trained with the AE's.
+/// terms, with the weight on the rate side); the prior's parameters have their own Adam.
 public final class EdgeTrainer {
     public let autoencoder: CDCAutoencoder
     public let classifier: Module
@@ -17,20 +17,25 @@ public final class EdgeTrainer {
     /// Weight of the classification guidance is 1/α; `guidance = false` trains the plain AE.
     public var alpha: Float
     public var guidance: Bool
-    /// The learned prior of the rate term (trained by `aeOptimizer` with the AE), if any.
+    /// The learned prior of the rate term, if any, with its own optimizer: its few parameters
+    /// must follow the codes faster than the AE's learning rate would move them (the rate's pull
+    /// on the encoder is only as strong as the prior is skewed).
     public let prior: FactorizedPrior?
+    public let priorOptimizer: Optimizer?
     /// Weight λ of the rate term (bits per pixel position); 0 leaves the rate out of the loss.
     public var rateWeight: Float
 
     public init(autoencoder: CDCAutoencoder, classifier: Module, alpha: Float = 48, guidance: Bool = true,
-                learningRate: Float = 1e-3, prior: FactorizedPrior? = nil, rateWeight: Float = 0) {
+                learningRate: Float = 1e-3, prior: FactorizedPrior? = nil, rateWeight: Float = 0,
+                priorLearningRate: Float? = nil) {
         self.autoencoder = autoencoder
         self.classifier = classifier
         self.alpha = alpha
         self.guidance = guidance
         self.prior = prior
         self.rateWeight = rateWeight
-        aeOptimizer = Adam(autoencoder.parameters() + (prior?.parameters() ?? []), learningRate: learningRate)
+        aeOptimizer = Adam(autoencoder.parameters(), learningRate: learningRate)
+        priorOptimizer = prior.map { Adam($0.parameters(), learningRate: priorLearningRate ?? 10 * learningRate) }
         ecOptimizer = Adam(classifier.parameters(), learningRate: learningRate)
     }
 
@@ -48,7 +53,7 @@ public final class EdgeTrainer {
     /// One training step on a batch; returns L_A, L_C and the EC's correct predictions.
     @discardableResult
     public func step(_ x: Tensor, labels: [Int]) -> StepResult {
-        aeOptimizer.zeroGrad(); ecOptimizer.zeroGrad()
+        aeOptimizer.zeroGrad(); ecOptimizer.zeroGrad(); priorOptimizer?.zeroGrad()
         autoencoder.train(); classifier.train()
         let z = autoencoder.encoder(x)
         let xHat = autoencoder.decoder(autoencoder.quantizer(z))
@@ -68,7 +73,7 @@ public final class EdgeTrainer {
             loss = loss + (rateWeight > 0 ? bpp * rateWeight : bpp)
         }
         loss.backward()
-        aeOptimizer.step(); ecOptimizer.step()
+        aeOptimizer.step(); ecOptimizer.step(); priorOptimizer?.step()
         let pred = logits.argmaxLastAxis()
         return StepResult(reconstruction: lossA.item, classification: lossC.item,
                           correct: zip(pred, labels).filter { $0 == $1 }.count, count: labels.count, rate: rate)

@@ -139,7 +139,10 @@ public final class EdgeSession {
         try Checkpoint.save(classifier, to: dir.appendingPathComponent("ec.safetensors"), metadata: ["model": "cdc-ec"])
         try OptimizerState.save(trainer.aeOptimizer, to: dir.appendingPathComponent("ae.optimizer.safetensors"))
         try OptimizerState.save(trainer.ecOptimizer, to: dir.appendingPathComponent("ec.optimizer.safetensors"))
-        if let prior { try PriorFile.save(prior, mask: config.mask, to: dir.appendingPathComponent("prior.safetensors")) }
+        if let prior, let opt = trainer.priorOptimizer {
+            try PriorFile.save(prior, mask: config.mask, to: dir.appendingPathComponent("prior.safetensors"))
+            try OptimizerState.save(opt, to: dir.appendingPathComponent("prior.optimizer.safetensors"))
+        }
         let saved = Saved(config: config, channels: channels, height: height, width: width, classes: classes,
                           epochsDone: epochsDone, history: history)
         let enc = JSONEncoder()
@@ -161,7 +164,10 @@ public final class EdgeSession {
         try Checkpoint.load(into: s.classifier, from: dir.appendingPathComponent("ec.safetensors"))
         try OptimizerState.load(into: s.trainer.aeOptimizer, from: dir.appendingPathComponent("ae.optimizer.safetensors"))
         try OptimizerState.load(into: s.trainer.ecOptimizer, from: dir.appendingPathComponent("ec.optimizer.safetensors"))
-        if let prior = s.prior { _ = try PriorFile.load(into: prior, from: dir.appendingPathComponent("prior.safetensors")) }
+        if let prior = s.prior, let opt = s.trainer.priorOptimizer {
+            try PriorFile.load(into: prior, from: dir.appendingPathComponent("prior.safetensors"))
+            try OptimizerState.load(into: opt, from: dir.appendingPathComponent("prior.optimizer.safetensors"))
+        }
         s.epochsDone = saved.epochsDone
         s.history = saved.history
         return s

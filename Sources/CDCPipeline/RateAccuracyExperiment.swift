@@ -44,8 +44,8 @@ public struct ExperimentConfig: Codable, Sendable {
         var c = ExperimentConfig()
         c.trainSubset = 6000; c.testSubset = 2000; c.validation = 1000
         c.edge.epochs = 3; c.classifier.epochs = 3
-        c.alphaSweep = [8, 200]
-        c.codecTargets = [1, 2.5, 5]
+        c.alphaSweep = [8]
+        c.codecTargets = [1, 2]
         c.seeds = [0]
         return c
     }
