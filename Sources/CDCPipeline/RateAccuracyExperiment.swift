@@ -123,7 +123,6 @@ public final class RateAccuracyExperiment {
             + "\(train.channels)×\(train.height)×\(train.width), seeds \(config.seeds.map(String.init).joined(separator: ","))")
 
         // Raw baseline, once per seed: the accuracy every loss is measured against (their mean).
-        var rawRows: [ExperimentRow] = []
         for seed in config.seeds {
             let t0 = Date()
             let (acc, accVal) = try timed("classifier:raw") { () throws -> (Float, Float) in
@@ -135,7 +134,6 @@ public final class RateAccuracyExperiment {
                                     bpp: Double(rawBytes * 8) / Double(train.count * pixelsPerImage), bppPayload: Double(8 * train.channels),
                                     uplinkBytes: rawBytes, rawBytes: rawBytes, accuracy: acc, accuracyRawTest: acc,
                                     accuracyLoss: 0, accuracyValidation: accVal, seconds: Date().timeIntervalSince(t0))
-            rawRows.append(row)
             add(row)
         }
 
@@ -163,10 +161,7 @@ public final class RateAccuracyExperiment {
             }
             for i in rows.indices where rows[i].method == "cdc" && rows[i].alpha != chosenAlpha { rows[i].sweep = true }
             // The coded twin of the sweep row that the table keeps.
-            if config.codedRows, let kept = sweepRows[chosenAlpha], let extra = pendingCoded.removeValue(forKey: chosenAlpha) {
-                _ = kept
-                add(extra)
-            }
+            if config.codedRows, let twin = pendingCoded.removeValue(forKey: chosenAlpha) { add(twin) }
             pendingCoded.removeAll()
         }
 
