@@ -31,6 +31,8 @@ public struct ExperimentConfig: Codable, Sendable {
     /// Add an entropy-coded row (`cdc-coded`, `ae-coded`: same codes, rANS under measured
     /// histograms) beside every CDC and AE row.
     public var codedRows = true
+    /// Train the plain-AE rows (the paper's baseline without guidance).
+    public var includeAE = true
     /// Seeds: the raw, CDC and AE rows are trained once per seed.
     public var seeds: [UInt64] = [0, 1, 2]
     public var includeBaselines = true
@@ -171,7 +173,9 @@ public final class RateAccuracyExperiment {
                 if !(seed == seed0 && m == config.alphaSweepMask && sweepRows[chosenAlpha] != nil) {
                     try edgeRows(method: "cdc", mask: m, alpha: chosenAlpha, seed: seed, data: data, rawBytes: rawBytes).forEach(add)
                 }
-                try edgeRows(method: "ae", mask: m, alpha: nil, seed: seed, data: data, rawBytes: rawBytes).forEach(add)
+                if config.includeAE {
+                    try edgeRows(method: "ae", mask: m, alpha: nil, seed: seed, data: data, rawBytes: rawBytes).forEach(add)
+                }
             }
         }
 

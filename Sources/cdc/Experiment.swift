@@ -33,6 +33,7 @@ struct RateAccuracy: ParsableCommand {
     @Option(help: "Rate weights λ of extra CDC rows at m = 4 trained with the learned prior and coded under it, comma-separated.")
     var rateWeights: String?
     @Flag(help: "Leave out the entropy-coded twin (histogram rANS) of every CDC and AE row.") var noCodedRows = false
+    @Flag(help: "Leave out the plain-AE rows.") var noAe = false
 
     mutating func run() throws {
         try engine.apply()
@@ -52,6 +53,7 @@ struct RateAccuracy: ParsableCommand {
         if let v = codecTargets { c.codecTargets = try v.split(separator: ",").map { guard let b = Double($0), b > 0 else { throw ValidationError("bad bpp '\($0)'") }; return b } }
         if noBaselines { c.includeBaselines = false }
         if noCodedRows { c.codedRows = false }
+        if noAe { c.includeAE = false }
         if let v = rateWeights { c.rateWeights = try v.split(separator: ",").map { guard let a = Float($0), a > 0 else { throw ValidationError("bad λ '\($0)'") }; return a } }
         guard !c.seeds.isEmpty, c.edge.epochs >= 1, c.classifier.epochs >= 1 else { throw ValidationError("need a seed and ≥ 1 epoch") }
         let dir = data.map { URL(fileURLWithPath: $0) } ?? ImageDataset.fashionMNISTDirectory
