@@ -26,8 +26,10 @@ public struct ExperimentConfig: Codable, Sendable {
     public var autoAlpha = true
     /// Bits per pixel (shared-header accounting) the JPEG / WebP qualities are chosen to hit.
     public var codecTargets: [Double] = [1, 2]
-    /// Rate weights λ of extra CDC rows at mask 4 with the learned prior (entropy-coded under it).
+    /// Rate weights λ of extra CDC rows trained with the learned prior and coded under it, at
+    /// every mask of `rateMasks`.
     public var rateWeights: [Float] = []
+    public var rateMasks = [4]
     /// Add an entropy-coded row (`cdc-coded`, `ae-coded`: same codes, rANS under measured
     /// histograms) beside every CDC and AE row.
     public var codedRows = true
@@ -179,10 +181,12 @@ public final class RateAccuracyExperiment {
             }
         }
 
-        // CDC with the learned prior and a rate term at m = 4 (issue 4's rate–accuracy points).
-        for lambda in config.rateWeights {
-            try edgeRows(method: "cdc", mask: 4, alpha: chosenAlpha, seed: seed0, data: data, rawBytes: rawBytes,
-                         rateWeight: lambda).forEach(add)
+        // CDC with the learned prior and a rate term (issue 4's rate–accuracy points).
+        for m in config.rateMasks {
+            for lambda in config.rateWeights {
+                try edgeRows(method: "cdc", mask: m, alpha: chosenAlpha, seed: seed0, data: data, rawBytes: rawBytes,
+                             rateWeight: lambda).forEach(add)
+            }
         }
 
         // JPEG and WebP at qualities whose measured rates bracket the targets (first seed).

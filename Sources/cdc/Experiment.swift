@@ -30,8 +30,9 @@ struct RateAccuracy: ParsableCommand {
     @Option(help: "α values of the sweep, comma-separated (empty: none).") var alphaSweep: String?
     @Option(help: "Bits per pixel the JPEG/WebP qualities are chosen to hit, comma-separated.") var codecTargets: String?
     @Flag(help: "Skip JPEG and WebP.") var noBaselines = false
-    @Option(help: "Rate weights λ of extra CDC rows at m = 4 trained with the learned prior and coded under it, comma-separated.")
+    @Option(help: "Rate weights λ of extra CDC rows trained with the learned prior and coded under it, comma-separated.")
     var rateWeights: String?
+    @Option(help: "Masks of the --rate-weights rows, comma-separated (default 4).") var rateMasks: String?
     @Flag(help: "Leave out the entropy-coded twin (histogram rANS) of every CDC and AE row.") var noCodedRows = false
     @Flag(help: "Leave out the plain-AE rows.") var noAe = false
 
@@ -54,6 +55,7 @@ struct RateAccuracy: ParsableCommand {
         if noBaselines { c.includeBaselines = false }
         if noCodedRows { c.codedRows = false }
         if noAe { c.includeAE = false }
+        if let v = rateMasks { c.rateMasks = try v.split(separator: ",").map { guard let m = Int($0), (0...4).contains(m) else { throw ValidationError("bad mask '\($0)'") }; return m } }
         if let v = rateWeights { c.rateWeights = try v.split(separator: ",").map { guard let a = Float($0), a > 0 else { throw ValidationError("bad λ '\($0)'") }; return a } }
         guard !c.seeds.isEmpty, c.edge.epochs >= 1, c.classifier.epochs >= 1 else { throw ValidationError("need a seed and ≥ 1 epoch") }
         let dir = data.map { URL(fileURLWithPath: $0) } ?? ImageDataset.fashionMNISTDirectory
