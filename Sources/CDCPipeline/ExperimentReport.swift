@@ -111,7 +111,7 @@ public enum ExperimentReport {
                                  holds: saving >= 0.3,
                                  evidence: String(format: "fixed %.3f bpp at %.2f%%; coded %.3f bpp at %.2f%% (%@): %.0f%% smaller",
                                                   fixed.bpp, 100 * fixed.mean, best.bpp, 100 * best.mean,
-                                                  best.rateWeight.map { String(format: "λ = %g", $0) } ?? "m = \(best.mask ?? 4)",
+                                                  "m = \(best.mask ?? 4)" + (best.rateWeight.map { String(format: ", λ = %g", $0) } ?? ""),
                                                   100 * saving)))
             } else {
                 out.append(Claim(statement: "At the accuracy of fixed-length CDC at m = 4 (within 0.3 pp) the entropy-coded uplink is at least 30% smaller",
