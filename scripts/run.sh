@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job: installs what is missing, builds in release mode, then runs CDC end to end on
 # Fashion-MNIST through files on this machine:
-#   1. edge: trains cdc-ae + cdc-ec jointly (m = 4, α = 48; progress bar, final losses and accuracy),
-#   2. edge: compresses the training and test sets into containers and exports the decoder,
+#   1. edge: trains cdc-ae + cdc-ec jointly (m = 4, α = 8; progress bar, final losses and accuracy),
+#   2. edge: compresses the training and test sets into entropy-coded containers and exports the decoder,
 #   3. cloud: restores the training set with the uploaded decoder and trains resnext-11,
 #   4. the rate–accuracy experiment in its short form (`--quick`: raw, CDC and plain AE at every m,
 #      an α sweep, JPEG and WebP on 6 000 / 2 000 images), its table printed at the end,
