@@ -6,10 +6,10 @@ import Foundation
 /// distribution, independent of position and of the other channels, that the entropy coder
 /// uses to code that channel's symbols.
 ///
-/// The density lives in the domain of the restored latent x̂ ∈ (−1, 1), so one prior serves
-/// every mask m: the probability of symbol q at mask m (L = 2^(4−m) levels per sign, restored
-/// value x̂ = (q − ½)/L) is the mass of its bin, `c(x̂ + 1/2L) − c(x̂ − 1/2L)`, with the two outer
-/// bins running to ∓∞. Each channel's CDF `c` is a mixture of `components` logistic CDFs with
+/// The density lives in the latent's domain (−1, 1) (the encoder's tanh output z, where the
+/// restored values x̂ = (q − ½)/L are the bin centres), so one prior serves every mask m: the
+/// probability of symbol q at mask m (L = 2^(4−m) levels per sign) is the mass of its bin
+/// ((q − 1)/L, q/L], `c(x̂ + 1/2L) − c(x̂ − 1/2L)`, with the two outer bins running to ∓∞. Each channel's CDF `c` is a mixture of `components` logistic CDFs with
 /// learned weights, means and scales. CompressAI's `EntropyBottleneck` learns the same kind of
 /// per-channel CDF with a small monotone network; a logistic mixture is the lighter form of it.
 ///
@@ -21,7 +21,7 @@ import Foundation
 public final class FactorizedPrior: Module {
     /// Mixture weights before the softmax, `[K, components]`.
     public var logits: Tensor
-    /// Component means in the x̂ domain, `[K, components]`.
+    /// Component means in the latent domain, `[K, components]`.
     public var means: Tensor
     /// Log of the logistic scales, `[K, components]`.
     public var logScales: Tensor

@@ -65,7 +65,7 @@ public final class EdgeTrainer {
         var loss = lossA + lossC
         var rate: Float = 0
         if let prior {
-            // Bits per pixel position: the latent's spatial size times the downsampling factor.
+            // Rate per pixel position (N·H·W of the batch), whatever the number of channels.
             let positions = Float(x.count / x.shape[1])
             // λ > 0: the encoder is pushed towards cheap codes; λ = 0: only the prior fits the codes.
             let bpp = prior.bits(rateWeight > 0 ? z : z.detach(), levels: autoencoder.quantizer.levels) * (1 / positions)

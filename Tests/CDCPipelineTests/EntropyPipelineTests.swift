@@ -54,6 +54,14 @@ import Testing
         #expect(r.prior!.logits.values == s.prior!.logits.values)
     }
 
+    @Test func retuneCarriesThePriorToTheNewMask() throws {
+        let s = EdgeSession(config: config(), channels: 1, height: 8, width: 8, classes: 4)
+        s.trainEpoch(toyDataset())
+        let r = try Retune.session(from: s, mask: 4, learningRate: 1e-4, epochs: 1)
+        #expect(r.config.mask == 4 && r.prior != nil)
+        #expect(r.prior!.means.values == s.prior!.means.values && r.prior!.logits.values == s.prior!.logits.values)
+    }
+
     /// Every coding decodes to the same symbols; the entropy-coded ones are no larger than the
     /// fixed-length file here (skewed toy codes).
     @Test func everyCodingRestoresTheSameSymbols() throws {
