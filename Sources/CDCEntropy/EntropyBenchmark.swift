@@ -154,11 +154,12 @@ public enum EntropyBenchmark {
     }
 }
 
-/// A small deterministic generator (SplitMix64) for synthetic data.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
+/// A small deterministic generator (SplitMix64) for synthetic data and tests: the same
+/// sequence on every machine.
+public struct SplitMix64: Sendable {
+    public var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9

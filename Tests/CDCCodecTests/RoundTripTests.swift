@@ -1,3 +1,4 @@
+import CDCEntropy
 import Foundation
 import Testing
 @testable import CDCCodec

@@ -1,19 +1,10 @@
+import CDCEntropy
 import Foundation
 import Testing
 @testable import CDCCodec
 
-/// A small deterministic generator (SplitMix64) so that every run tests the same data.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in `range`.
+extension SplitMix64 {
+    /// Uniform in `range` (CDCEntropy's generator, so every run tests the same data).
     mutating func int(in range: ClosedRange<Int>) -> Int {
         range.lowerBound + Int(next() % UInt64(range.upperBound - range.lowerBound + 1))
     }

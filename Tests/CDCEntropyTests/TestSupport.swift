@@ -2,17 +2,10 @@ import Foundation
 import Testing
 @testable import CDCEntropy
 
-/// A small deterministic generator (SplitMix64) so that every run tests the same data.
-struct TestRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// The tests' generator: CDCEntropy's SplitMix64, so every run tests the same data.
+typealias TestRandom = SplitMix64
+
+extension SplitMix64 {
     /// Uniform in `range`.
     mutating func int(in range: ClosedRange<Int>) -> Int {
         range.lowerBound + Int(next() % UInt64(range.upperBound - range.lowerBound + 1))
