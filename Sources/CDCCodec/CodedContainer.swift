@@ -209,15 +209,7 @@ extension LatentContainer {
             guard length - o >= size else {
                 throw ContainerError.truncated(what: what, offset: o, needed: size, fileLength: length)
             }
-            let stored = UInt32(truncatingIfNeeded: load(base + o + size - 4, 4))
-            let computed = crc32(base + o, size - 4)
-            guard stored == computed else {
-                throw ContainerError.chunkCRCMismatch(chunk: c, offset: o, stored: stored, computed: computed)
-            }
-            let declared = Int(load(base + o, 4))
-            guard declared == n else {
-                throw ContainerError.chunkSampleCountMismatch(chunk: c, offset: o, stored: declared, expected: n)
-            }
+            try verifyChunk(base, offset: o, size: size, chunk: c, samples: n)
             chunks.append(CodedChunk(offset: o, samples: n, labels: o + 4, code: o + head, codeLength: codeLength))
             o += size
         }

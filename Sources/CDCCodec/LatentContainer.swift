@@ -448,15 +448,7 @@ public struct LatentContainer: Sendable, Equatable {
             let start = layout.chunkOffset(c)
             let n = layout.samples(inChunk: c)
             let size = layout.chunkSize(samples: n)
-            let stored = UInt32(truncatingIfNeeded: load(buffer + start + size - 4, 4))
-            let computed = crc32(buffer + start, size - 4)
-            guard stored == computed else {
-                throw ContainerError.chunkCRCMismatch(chunk: c, offset: start, stored: stored, computed: computed)
-            }
-            let declared = Int(load(buffer + start, 4))
-            guard declared == n else {
-                throw ContainerError.chunkSampleCountMismatch(chunk: c, offset: start, stored: declared, expected: n)
-            }
+            try verifyChunk(buffer, offset: start, size: size, chunk: c, samples: n)
             let first = c * layout.samplesPerChunk
             var o = start + 4
             if w > 0, let labels {
@@ -693,6 +685,20 @@ func load(_ p: UnsafePointer<UInt8>, _ n: Int) -> UInt64 {
 
 /// zlib's CRC32 of `n` bytes at `p`.
 @inline(__always)
+/// Checks a chunk of either format version: its trailing CRC32 over everything before it, then
+/// its leading sample count against the `samples` the header implies.
+func verifyChunk(_ base: UnsafePointer<UInt8>, offset o: Int, size: Int, chunk c: Int, samples n: Int) throws {
+    let stored = UInt32(truncatingIfNeeded: load(base + o + size - 4, 4))
+    let computed = crc32(base + o, size - 4)
+    guard stored == computed else {
+        throw ContainerError.chunkCRCMismatch(chunk: c, offset: o, stored: stored, computed: computed)
+    }
+    let declared = Int(load(base + o, 4))
+    guard declared == n else {
+        throw ContainerError.chunkSampleCountMismatch(chunk: c, offset: o, stored: declared, expected: n)
+    }
+}
+
 func crc32(_ p: UnsafePointer<UInt8>, _ n: Int) -> UInt32 {
     UInt32(truncatingIfNeeded: crc32_z(0, p, n))
 }
