@@ -12,6 +12,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
     ],
     targets: [
         // oneDNN 2.6 C API (Debian libdnnl-dev) plus OpenMP thread control.
@@ -44,9 +47,24 @@ let package = Package(
         // The CDC pipeline: edge training sessions, compression, restoration, cloud training,
         // the rate–accuracy experiment.
         .target(name: "CDCPipeline", dependencies: ["CDCModels", "CDCData", "CDCCodec", "CDCEntropy", "CDCImageCodecs", "CDCSafetensors"]),
+        // What edge and cloud agree on over HTTP: the API's messages, content hashes (SHA-256),
+        // the mask policy.
+        .target(name: "CDCWire", dependencies: ["CDCCodec"]),
+        // The cloud's durable store of edges, uploads, parts and decoders: one protocol, SQLite
+        // (WAL) as the embedded implementation.
+        .target(name: "CDCStore", dependencies: ["CDCWire", .product(name: "SQLiteNIO", package: "sqlite-nio")]),
+        // The cloud service: Hummingbird routes, credentials, /metrics.
+        .target(name: "CDCCloudService", dependencies: [
+            "CDCWire", "CDCStore", "CDCCodec", .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
+        // The edge's uploader: chunked, resumable, retried with back-off, bandwidth measured.
+        .target(name: "CDCEdgeClient", dependencies: [
+            "CDCWire", "CDCCodec", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ]),
         .executableTarget(name: "cdc", dependencies: [
             "CDCPipeline",
             "CDCModels", "CDCData", "CDCCodec", "CDCImageCodecs",
+            "CDCWire", "CDCStore", "CDCCloudService", "CDCEdgeClient",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "CDCTensorTests", dependencies: ["CDCTensor"]),
@@ -57,6 +75,10 @@ let package = Package(
         .testTarget(name: "CDCImageCodecsTests", dependencies: ["CDCImageCodecs"]),
         .testTarget(name: "CDCDataTests", dependencies: ["CDCData"]),
         .testTarget(name: "CDCPipelineTests", dependencies: ["CDCPipeline"]),
+        .testTarget(name: "CDCServiceTests", dependencies: [
+            "CDCWire", "CDCStore", "CDCCloudService", "CDCEdgeClient", "CDCCodec",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
         .testTarget(name: "CDCModelsTests", dependencies: ["CDCModels", "CDCData"],
                     resources: [.copy("Fixtures")]),
     ],

@@ -52,7 +52,11 @@ public enum Checkpoint {
         var floatUpdates: [(Tensor, [Float])] = []
         for (name, t) in params.map({ ($0.0, $0.1) }) + buffers.map({ ($0.0, $0.1.tensor) }) {
             guard let s = state[name] else { continue }
-            guard s.dtype == .f32 else { throw CheckpointError.wrongDType(name: name, expected: "F32", found: s.dtype.rawValue) }
+            // Half-precision and double tensors (an fp16 decoder upload, a PyTorch `.half()` file)
+            // are widened to Float.
+            guard [.f32, .f16, .bf16, .f64].contains(s.dtype) else {
+                throw CheckpointError.wrongDType(name: name, expected: "F32", found: s.dtype.rawValue)
+            }
             guard s.shape == t.shape else { throw CheckpointError.shapeMismatch(name: name, expected: t.shape, found: s.shape) }
             floatUpdates.append((t, try s.floats()))
         }

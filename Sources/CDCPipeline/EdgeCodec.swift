@@ -9,10 +9,26 @@ import Foundation
 /// The edge's compression of a dataset into an upload (container + decoder) and the
 /// cloud's restoration of it.
 public enum EdgeCodec {
+    /// How the decoder's weights are stored in the uploaded file.
+    public enum DecoderPrecision: String, Sendable, CaseIterable {
+        /// IEEE binary16, rounded to nearest: half the bytes; the cloud restores with the rounded
+        /// weights, which the decoder's hash identifies (the upload default).
+        case float16
+        /// The weights exactly as trained.
+        case float32
+    }
+
     /// The decoder's weights as a safetensors file (names of the decoder `Sequential`:
     /// `0.weight` … `4.bias`), with what the cloud needs to rebuild it in the metadata.
-    public static func decoderFile(_ ae: CDCAutoencoder, channels: Int) throws -> [UInt8] {
-        let tensors = Checkpoint.stateDict(ae.decoder)
+    /// Floating-point tensors are stored at `precision`; counters stay I64.
+    public static func decoderFile(_ ae: CDCAutoencoder, channels: Int,
+                                   precision: DecoderPrecision = .float16) throws -> [UInt8] {
+        var tensors = Checkpoint.stateDict(ae.decoder)
+        if precision == .float16 {
+            for (name, t) in tensors where t.dtype == .f32 {
+                tensors[name] = SafetensorsTensor(float16: try t.floats(), shape: t.shape)
+            }
+        }
         return try SafetensorsFile(tensors: tensors, metadata: [
             "model": "cdc-ae decoder", "channels": "\(channels)", "mask": "\(ae.quantizer.mask)",
         ]).encoded()

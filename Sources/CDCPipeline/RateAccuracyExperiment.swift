@@ -271,8 +271,9 @@ public final class RateAccuracyExperiment {
                                 accuracyValidation: restoredVal.map { CloudClassifier.accuracy(model, on: $0) },
                                 seconds: Date().timeIntervalSince(t0))
         guard config.codedRows || rateWeight != nil else { return [row] }
-        // The same codes entropy-coded: the learned prior's tables if trained, else measured histograms.
-        let codedC = try timed("entropy-coding") { try RateControl.coding(of: session).apply(to: trainC) }
+        // The same codes entropy-coded: measured histograms, or the learned prior's tables if it
+        // has one and they code smaller.
+        let codedC = try timed("entropy-coding") { try RateControl.smallestCoding(of: trainC, session: session).container }
         let codedUplink = codedC.encoded().count + decoder.count
         var twin = row
         twin.method = method + "-coded"

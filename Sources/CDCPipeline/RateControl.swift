@@ -15,6 +15,8 @@ public enum RateControl {
         public var bitsPerPixel: Double
         /// Coded bytes per sample (codes alone): what a bandwidth policy divides by.
         public var bytesPerSample: Double
+        /// The coding that was measured (``UplinkCoding/name``).
+        public var coding: String = ""
         public var description: String {
             String(format: "m=%d λ=%g: %.3f bpp (%.1f bytes/sample)", mask, rateWeight, bitsPerPixel, bytesPerSample)
         }
@@ -26,14 +28,29 @@ public enum RateControl {
         return .learnedPrior(tables: prior.frequencyTables(mask: session.config.mask, total: PriorFile.total))
     }
 
-    /// Codes `data` with the session's autoencoder and measures the coded size of the codes.
+    /// `container` (fixed-length) entropy-coded every way `session` allows — measured histograms,
+    /// and its learned prior's tables if it has one — keeping the smaller file, and which coding
+    /// that was. Both decode the same symbols; the choice is the edge's, per upload.
+    public static func smallestCoding(of container: LatentContainer, session: EdgeSession) throws
+        -> (container: LatentContainer, coding: UplinkCoding) {
+        var best = (container: try UplinkCoding.histogram.apply(to: container), coding: UplinkCoding.histogram)
+        if session.prior != nil {
+            let prior = coding(of: session)
+            let coded = try prior.apply(to: container)
+            if coded.accounting.total < best.container.accounting.total { best = (coded, prior) }
+        }
+        return best
+    }
+
+    /// Codes `data` with the session's autoencoder and measures the coded size of the codes
+    /// (with `coding`, or the smaller of the session's codings).
     public static func measure(_ session: EdgeSession, on data: ImageDataset, coding: UplinkCoding? = nil) throws -> Measurement {
         let fixed = try EdgeCodec.compress(session.autoencoder, data, decoderHash: 0)
-        let coded = try (coding ?? Self.coding(of: session)).apply(to: fixed)
+        let (coded, used) = try coding.map { (try $0.apply(to: fixed), $0) } ?? smallestCoding(of: fixed, session: session)
         let symbolBytes = Double(coded.accounting.symbols)
         return Measurement(mask: session.config.mask, rateWeight: session.config.rateWeight,
                            bitsPerPixel: symbolBytes * 8 / Double(max(data.count, 1) * data.height * data.width),
-                           bytesPerSample: symbolBytes / Double(max(data.count, 1)))
+                           bytesPerSample: symbolBytes / Double(max(data.count, 1)), coding: used.name)
     }
 
     /// Finds the clearest setting whose coded rate is at most `target` bits per pixel: m = 0, 1, …

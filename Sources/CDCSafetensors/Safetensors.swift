@@ -68,6 +68,20 @@ public struct SafetensorsTensor: Sendable, Equatable {
         self.init(dtype: .f32, shape: shape, data: bytes)
     }
 
+    /// An F16 tensor from `values` (row-major), each rounded to the nearest IEEE 754 binary16
+    /// value (ties to even; beyond ±65504 becomes ±inf, as PyTorch's `.half()` does).
+    public init(float16 values: [Float], shape: [Int]) {
+        precondition(shape.allSatisfy { $0 >= 0 } && shape.reduce(1, *) == values.count,
+                     "SafetensorsTensor(float16:shape:): \(values.count) values do not fill shape \(formatShape(shape))")
+        var bytes = [UInt8](repeating: 0, count: values.count * 2)
+        bytes.withUnsafeMutableBytes { dst in
+            for (i, v) in values.enumerated() {
+                dst.storeBytes(of: f16Bits(from: v).littleEndian, toByteOffset: i * 2, as: UInt16.self)
+            }
+        }
+        self.init(dtype: .f16, shape: shape, data: bytes)
+    }
+
     /// Number of elements (product of `shape`), or nil for a negative or overflowing shape.
     var elementCount: Int? {
         var n = 1
@@ -152,6 +166,32 @@ func floatFromF16Bits(_ h: UInt16) -> Float {
         return Float(bitPattern: sign | 0x7F80_0000 | (mantissa << 13))
     }
     return Float(bitPattern: sign | ((exponent + 112) << 23) | (mantissa << 13))
+}
+
+/// Rounds a Float to the nearest IEEE 754 binary16 value (ties to even) and returns its bits;
+/// overflow gives ±inf, NaN stays NaN (quiet), tiny values become subnormals or ±0.
+func f16Bits(from value: Float) -> UInt16 {
+    let bits = value.bitPattern
+    let sign = UInt16((bits >> 16) & 0x8000)
+    let exponent = Int((bits >> 23) & 0xFF)
+    let mantissa = bits & 0x7F_FFFF
+    if exponent == 0xFF { return sign | 0x7C00 | (mantissa != 0 ? 0x200 | UInt16(mantissa >> 13) : 0) }
+    let e = exponent - 127 + 15                       // the binary16 biased exponent
+    if e >= 0x1F { return sign | 0x7C00 }             // overflow: ±inf
+    if e <= 0 {
+        // Subnormal or zero: the value is m × 2^-24 with m = full significand >> (14 - e).
+        if e < -10 { return sign }                     // below half the smallest subnormal
+        let full = mantissa | 0x80_0000               // 24-bit significand with the hidden bit
+        let shift = UInt32(14 - e)
+        var m = full >> shift
+        let rest = full & ((1 << shift) - 1), half = UInt32(1) << (shift - 1)
+        if rest > half || (rest == half && m & 1 == 1) { m += 1 }
+        return sign | UInt16(m)                       // m == 0x400 carries into the smallest normal
+    }
+    var h = UInt32(e) << 10 | mantissa >> 13
+    let rest = mantissa & 0x1FFF
+    if rest > 0x1000 || (rest == 0x1000 && h & 1 == 1) { h += 1 }   // may carry into the exponent (→ inf)
+    return sign | UInt16(h)
 }
 
 /// Converts bfloat16 bits (the top half of a Float) to Float.

@@ -105,7 +105,7 @@ struct EdgeTrain: ParsableCommand {
         if let out { print("session saved in \(out)") }
         let rate = try RateControl.measure(session, on: test)
         print(String(format: "coded rate on the test set (%@): %.3f bits per pixel, %.1f bytes per sample (fixed length: %d bpp)",
-                     RateControl.coding(of: session).name, rate.bitsPerPixel, rate.bytesPerSample, 5 - c.mask))
+                     rate.coding, rate.bitsPerPixel, rate.bytesPerSample, 5 - c.mask))
     }
 }
 
@@ -122,18 +122,23 @@ struct EdgeCompress: ParsableCommand {
     @Option(help: "Container file to write.") var out: String
     @Option(help: "Decoder file to write (safetensors).") var decoderOut: String
     @Option(help: """
-        How the symbols are coded: auto (the session's learned prior if it has one, else histogram), \
+        How the symbols are coded: auto (the smaller of histogram and, if the session has one, prior), \
         fixed (5 − m bits each, the paper's scheme), histogram (rANS under per-channel histograms of this data), \
         prior (rANS under the learned prior's tables).
         """) var coding = "auto"
+    @Option(help: "Precision of the decoder file's weights: float16 (half the bytes; the default) or float32.")
+    var decoderPrecision = "float16"
 
     mutating func run() throws {
         try engine.apply()
         guard split == "train" || split == "test" else { throw ValidationError("--split must be train or test") }
+        guard let precision = EdgeCodec.DecoderPrecision(rawValue: decoderPrecision) else {
+            throw ValidationError("--decoder-precision must be float16 or float32")
+        }
         let s = try EdgeSession.resume(from: URL(fileURLWithPath: session))
-        let uplinkCoding: UplinkCoding
+        var uplinkCoding: UplinkCoding? = nil
         switch coding {
-        case "auto": uplinkCoding = RateControl.coding(of: s)
+        case "auto": break
         case "fixed": uplinkCoding = .fixedLength
         case "histogram": uplinkCoding = .histogram
         case "prior":
@@ -142,18 +147,23 @@ struct EdgeCompress: ParsableCommand {
         default: throw ValidationError("--coding must be auto, fixed, histogram or prior")
         }
         let data = try dataOptions.load(train: split == "train")
-        let decoder = try EdgeCodec.decoderFile(s.autoencoder, channels: data.channels)
+        let decoder = try EdgeCodec.decoderFile(s.autoencoder, channels: data.channels, precision: precision)
         try Data(decoder).write(to: URL(fileURLWithPath: decoderOut), options: .atomic)
         let t0 = Date()
         let fixed = try EdgeCodec.compress(s.autoencoder, data, decoderHash: ModelIdentity.hash(decoder))
-        let container = try uplinkCoding.apply(to: fixed)
+        let container: LatentContainer
+        if let chosen = uplinkCoding {
+            container = try chosen.apply(to: fixed)
+        } else {
+            (container, uplinkCoding) = try RateControl.smallestCoding(of: fixed, session: s)
+        }
         let seconds = Date().timeIntervalSince(t0)
         try container.write(to: URL(fileURLWithPath: out))
         let raw = data.count * data.channels * data.height * data.width + data.count
         let total = container.accounting.total, bytes = total + decoder.count
         print(String(format: "encoded %d images in %.2f s (%@): container %d bytes + decoder %d bytes = %d bytes uplink, raw %d bytes (%.1f× less)",
-                     data.count, seconds, "\(uplinkCoding.name)", total, decoder.count, bytes, raw, Double(raw) / Double(bytes)))
-        if uplinkCoding != .fixedLength {
+                     data.count, seconds, "\(uplinkCoding?.name ?? "")", total, decoder.count, bytes, raw, Double(raw) / Double(bytes)))
+        if uplinkCoding != .some(.fixedLength) {
             let pixels = Double(data.count * data.height * data.width)
             print(String(format: "codes: %.3f bits per pixel coded, %d fixed-length (%.1f%% smaller)",
                          Double(container.accounting.symbols * 8) / pixels, 5 - s.config.mask,

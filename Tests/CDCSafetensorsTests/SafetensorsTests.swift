@@ -447,6 +447,35 @@ private func f32Tensor(_ values: [Float], _ shape: [Int]) -> SafetensorsTensor {
         #endif
     }
 
+    /// Float → F16 rounds to nearest, ties to even, exactly as the platform's Float16 does:
+    /// every F16 value, the midpoints between neighbours, and Float bit patterns across every exponent.
+    @Test func float16EncodingMatchesPlatformRounding() throws {
+        #if !((os(macOS) || targetEnvironment(macCatalyst)) && arch(x86_64))
+        if #available(macOS 11, *) {
+            var inputs: [Float] = [0, -0, 65504, 65519.99, 65520, -65520, 1e-8, 2.98e-8, 0x1p-25, 0x1.000002p-25,
+                                   0x1p-24, 0x1.8p-24, 0x1.8p-23, .infinity, -.infinity, 1 / 3, 0.1, -1234.5678]
+            for bits in stride(from: UInt16(0), to: 0x7C00, by: 1) {
+                let v = Float(Float16(bitPattern: bits)), next = Float(Float16(bitPattern: bits + 1))
+                inputs += [v, -v, (v + next) / 2, next.isFinite ? v + (next - v) * 0.49 : v]
+            }
+            for pattern in stride(from: UInt32(12_345), to: UInt32.max - 40_009, by: 40_009) {   // every exponent, varied mantissas
+                let f = Float(bitPattern: pattern)
+                if !f.isNaN { inputs.append(f) }
+            }
+            let bytes = SafetensorsTensor(float16: inputs, shape: [inputs.count]).data
+            for (i, v) in inputs.enumerated() {
+                let got = UInt16(bytes[2 * i]) | UInt16(bytes[2 * i + 1]) << 8
+                let want = Float16(v).bitPattern
+                if got != want {
+                    Issue.record("\(v) (0x\(String(v.bitPattern, radix: 16))): got 0x\(String(got, radix: 16)), want 0x\(String(want, radix: 16))")
+                    return
+                }
+            }
+            #expect(try SafetensorsTensor(float16: [.nan], shape: [1]).floats()[0].isNaN)
+        }
+        #endif
+    }
+
     @Test func bf16KnownBitPatterns() throws {
         let values = try bf16([0x3F80, 0xC000, 0x7F80, 0xFF80, 0x0001, 0x8000, 0x4049, 0x7F7F])
         #expect(values[0] == 1.0)
@@ -491,3 +520,4 @@ private func f32Tensor(_ values: [Float], _ shape: [Int]) -> SafetensorsTensor {
         #expect(SafetensorsDType(rawValue: "BF16") == .bf16)
     }
 }
+

@@ -1,0 +1,261 @@
+import CDCCloudService
+import CDCCodec
+import CDCEdgeClient
+import CDCStore
+import CDCWire
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+
+// MARK: Fixtures
+
+/// Runs `body` with a fresh store in a temporary directory, a service on it with one edge
+/// ("edge-1") and its token; the store is closed afterwards, whatever happens.
+func withService(budget: Double = 60, maxPartBytes: Int = API.defaultMaxPartBytes,
+                 _ body: (CloudService, SQLiteUploadStore, String) async throws -> Void) async throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cdc-service-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let store = try await SQLiteUploadStore.open(path: dir.appendingPathComponent("cloud.db").path)
+    do {
+        let token = try await CloudService.addEdge(name: "edge-1", to: store)
+        try await body(CloudService(store: store, policy: MaskPolicy(timeBudget: budget), maxPartBytes: maxPartBytes), store, token)
+    } catch {
+        try await store.close()
+        throw error
+    }
+    try await store.close()
+}
+
+/// A labelled container of `count` random samples at mask `mask` (latent 4×2×2) and the
+/// decoder bytes whose hash it carries.
+func toyUpload(count: Int, mask: Int = 4, seed: UInt64 = 1) throws -> (LatentContainer, [UInt8]) {
+    var rng = Toy(seed: seed)
+    let decoder = (0..<700).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+    let levels = 1 << (4 - mask)
+    let symbols = (0..<(count * 16)).map { _ in Int8(Int(rng.next() % UInt64(2 * levels)) - levels + 1) }
+    let labels = (0..<count).map { _ in Int(rng.next() % 10) }
+    let c = try LatentContainer(mask: mask, latentShape: [4, 2, 2], symbols: symbols, labels: labels, classes: 10,
+                                decoderHash: ModelIdentity.hash(decoder), samplesPerChunk: 32)
+    return (c, decoder)
+}
+
+struct Toy {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+func json<T: Encodable>(_ value: T) throws -> ByteBuffer { ByteBuffer(bytes: try JSONEncoder().encode(value)) }
+func decoded<T: Decodable>(_ type: T.Type, _ response: TestResponse) throws -> T {
+    try JSONDecoder().decode(T.self, from: Data(response.body.readableBytesView))
+}
+func auth(_ token: String, _ more: HTTPFields = [:]) -> HTTPFields {
+    var h = more
+    h[.authorization] = "Bearer \(token)"
+    return h
+}
+
+/// All parts of an upload in the store, joined.
+func storedContainer(_ store: SQLiteUploadStore, _ status: UploadStatus) async throws -> LatentContainer {
+    var parts: [LatentContainer] = []
+    for i in 0..<status.spec.partCount {
+        let bytes = try #require(try await store.part(edge: "edge-1", upload: status.id, index: i))
+        parts.append(try LatentContainer.decode(bytes))
+    }
+    return try LatentContainer.joined(parts)
+}
+
+// MARK: In-process API tests
+
+@Suite struct CloudAPITests {
+    @Test func healthNeedsNoCredentialEverythingElseDoes() async throws {
+        try await withService() { service, store, token in
+            let app = Application(router: service.router())
+            try await app.test(.router) { client in
+                #expect(try await client.execute(uri: "/health", method: .get).status == .ok)
+                for (uri, method) in [("/v1/mask", HTTPRequest.Method.get), ("/metrics", .get), ("/v1/uploads", .post),
+                                      ("/v1/uploads/m4-0000000000000001/parts/0", .put)] {
+                    let none = try await client.execute(uri: uri, method: method, body: ByteBuffer(string: "{}"))
+                    #expect(none.status == .unauthorized, "\(method) \(uri)")
+                    #expect(none.headers[.wwwAuthenticate] != nil)
+                    let wrong = try await client.execute(uri: uri, method: method, headers: auth(token + "0"), body: ByteBuffer(string: "{}"))
+                    #expect(wrong.status == .unauthorized)
+                }
+                #expect(try await client.execute(uri: "/v1/mask", method: .get, headers: auth(token)).status == .ok)
+            }
+            #expect(try await store.uploads(edge: "edge-1").isEmpty)
+        }
+    }
+
+    @Test func malformedRequestsAreRefusedAndStoreNothing() async throws {
+        try await withService(maxPartBytes: 4096) { service, store, token in
+            let (container, decoder) = try toyUpload(count: 100)
+            let spec = UploadSpec(mask: 4, decoderHash: container.decoderHash, samples: 100, samplesPerPart: 40,
+                                  latentShape: [4, 2, 2], classes: 10)
+            let app = Application(router: service.router())
+            try await app.test(.router) { client in
+                #expect(try await client.execute(uri: "/v1/uploads", method: .post, headers: auth(token), body: ByteBuffer(string: "{nope")).status == .badRequest)
+                var bad = spec; bad.mask = 7
+                let r = try await client.execute(uri: "/v1/uploads", method: .post, headers: auth(token), body: try json(bad))
+                #expect(r.status == .badRequest)
+                #expect(try decoded(APIError.self, r).error.contains("mask"))
+                let created = try await client.execute(uri: "/v1/uploads", method: .post, headers: auth(token), body: try json(spec))
+                #expect(created.status == .ok)
+                let parts = try container.parts(samplesPerPart: 40)
+                let good = try parts[0].checkedEncoded()
+                let uri = "/v1/uploads/\(spec.id)/parts/0"
+                func put(_ bytes: [UInt8], hash: String? = nil, to uri: String = uri) async throws -> TestResponse {
+                    let h = auth(token, [HTTPField.Name(API.contentHashHeader)!: hash ?? SHA256.hex(bytes)])
+                    return try await client.execute(uri: uri, method: .put, headers: h, body: ByteBuffer(bytes: bytes))
+                }
+                // No hash header, a wrong hash, a corrupt container (hash of the corrupt bytes), the
+                // wrong part (sample count), an index beyond the upload, an oversized body.
+                #expect(try await client.execute(uri: uri, method: .put, headers: auth(token), body: ByteBuffer(bytes: good)).status == .badRequest)
+                #expect(try await put(good, hash: String(repeating: "0", count: 64)).status == .badRequest)
+                var corrupt = good; corrupt[corrupt.count / 2] ^= 0x10
+                let c = try await put(corrupt)
+                #expect(c.status == .badRequest)
+                #expect(try decoded(APIError.self, c).error.contains("not a valid container"))
+                #expect(try await put(try parts[2].checkedEncoded()).status == .badRequest)   // 20 samples, part 0 has 40
+                #expect(try await put(good, to: "/v1/uploads/\(spec.id)/parts/3").status == .notFound)
+                #expect(try await put(good, to: "/v1/uploads/m4-ffffffffffffffff/parts/0").status == .notFound)
+                #expect(try await put([UInt8](repeating: 1, count: 5000)).status == .contentTooLarge)
+                // A decoder whose hash is not the upload's.
+                let d = try await client.execute(uri: "/v1/uploads/\(spec.id)/decoder", method: .put, headers: auth(token),
+                                                 body: ByteBuffer(bytes: decoder + [0]))
+                #expect(d.status == .badRequest)
+            }
+            let status = try #require(try await store.upload(edge: "edge-1", id: spec.id))
+            #expect(status.storedParts.isEmpty && !status.decoderStored)
+        }
+    }
+
+    @Test func retriedPartIsAcknowledgedNotStoredTwice() async throws {
+        try await withService() { service, store, token in
+            let (container, decoder) = try toyUpload(count: 50)
+            let spec = UploadSpec(mask: 4, decoderHash: container.decoderHash, samples: 50, samplesPerPart: 25,
+                                  latentShape: [4, 2, 2], classes: 10)
+            let app = Application(router: service.router())
+            try await app.test(.router) { client in
+                _ = try await client.execute(uri: "/v1/uploads", method: .post, headers: auth(token), body: try json(spec))
+                // Announcing the same upload again is the same upload; a different spec under its id is a conflict.
+                #expect(try await client.execute(uri: "/v1/uploads", method: .post, headers: auth(token), body: try json(spec)).status == .ok)
+                var other = spec; other.samplesPerPart = 10
+                #expect(try await client.execute(uri: "/v1/uploads", method: .post, headers: auth(token), body: try json(other)).status == .conflict)
+                let parts = try container.parts(samplesPerPart: 25)
+                let bytes = try parts[1].checkedEncoded()
+                let h = auth(token, [HTTPField.Name(API.contentHashHeader)!: SHA256.hex(bytes)])
+                let first = try await client.execute(uri: "/v1/uploads/\(spec.id)/parts/1", method: .put, headers: h, body: ByteBuffer(bytes: bytes))
+                #expect(first.status == .created)
+                #expect(try decoded(PartReceipt.self, first).stored)
+                let again = try await client.execute(uri: "/v1/uploads/\(spec.id)/parts/1", method: .put, headers: h, body: ByteBuffer(bytes: bytes))
+                #expect(again.status == .ok)
+                #expect(try !decoded(PartReceipt.self, again).stored)
+                // Other (valid) bytes under a stored index: refused, the stored part is kept.
+                var relabelled = parts[1]; relabelled.labels[0] = (relabelled.labels[0] + 1) % 10
+                let otherBytes = try relabelled.checkedEncoded()
+                let conflict = try await client.execute(uri: "/v1/uploads/\(spec.id)/parts/1", method: .put,
+                                                        headers: auth(token, [HTTPField.Name(API.contentHashHeader)!: SHA256.hex(otherBytes)]),
+                                                        body: ByteBuffer(bytes: otherBytes))
+                #expect(conflict.status == .conflict)
+                let dh = try await client.execute(uri: "/v1/uploads/\(spec.id)/decoder", method: .put, headers: auth(token), body: ByteBuffer(bytes: decoder))
+                #expect(dh.status == .created)
+                let metrics = try await client.execute(uri: "/metrics", method: .get, headers: auth(token))
+                let text = String(buffer: metrics.body)
+                #expect(text.contains("cdc_parts_stored_total{edge=\"edge-1\"} 1"))
+                #expect(text.contains("cdc_parts_duplicate_total{edge=\"edge-1\"} 1"))
+                #expect(text.contains("cdc_received_bytes_total{edge=\"edge-1\"} \(2 * bytes.count + decoder.count)"))
+                #expect(text.contains("cdc_current_mask{edge=\"edge-1\"} -1"))
+            }
+            let status = try #require(try await store.upload(edge: "edge-1", id: spec.id))
+            let part1 = try container.parts(samplesPerPart: 25)[1].checkedEncoded()
+            #expect(status.storedParts == [1] && status.storedBytes == part1.count)
+            #expect(try await store.part(edge: "edge-1", upload: spec.id, index: 1) == part1)
+        }
+    }
+}
+
+// MARK: Over a real socket, with the edge's client
+
+@Suite struct LiveUploadTests {
+    @Test func uploadCompletesWithEverySampleOnceAndResumes() async throws {
+        try await withService() { service, store, token in
+            let (container, decoder) = try toyUpload(count: 300, mask: 2)
+            let coded = try container.entropyCoded()
+            try await service.application(host: "127.0.0.1", port: 0).test(.live) { client in
+                let cloud = CloudClient(baseURL: "http://127.0.0.1:\(client.port!)", token: token)
+                let uploader = EdgeUploader(client: cloud, samplesPerPart: 64)
+                // An upload that stopped after two parts (as if the edge crashed) …
+                let spec = UploadSpec(mask: 2, decoderHash: coded.decoderHash, samples: 300, samplesPerPart: 64,
+                                      latentShape: [4, 2, 2], classes: 10)
+                _ = try await cloud.createUpload(spec)
+                let parts = try coded.parts(samplesPerPart: 64)
+                for i in [0, 3] { _ = try await cloud.putPart(upload: spec.id, index: i, bytes: try parts[i].checkedEncoded()) }
+                // … resumes: only the missing parts and the decoder are sent.
+                let result = try await uploader.upload(coded, decoder: decoder)
+                #expect(result.partsSkipped == 2 && result.partsSent == 3)
+                #expect(result.status.complete && result.status.storedParts == [0, 1, 2, 3, 4])
+                #expect(result.maskRequest != nil)
+                // Again: nothing to send.
+                let again = try await uploader.upload(coded, decoder: decoder)
+                #expect(again.partsSent == 0 && again.bytesSent == 0)
+                let unauthorized = CloudClient(baseURL: "http://127.0.0.1:\(client.port!)", token: "nope")
+                await #expect(throws: CloudClientError.self) { try await unauthorized.maskRequest() }
+            }
+            let status = try #require(try await store.uploads(edge: "edge-1").first)
+            let restored = try await storedContainer(store, status)
+            #expect(restored.symbols == container.symbols && restored.labels == container.labels)
+            #expect(try await store.decoder(edge: "edge-1", upload: status.id) == decoder)
+        }
+    }
+
+    /// A server that fails every other request with 503: the client retries with back-off, the
+    /// upload completes, and the retries are counted and reported.
+    @Test func failedRequestsAreRetried() async throws {
+        try await withService() { service, store, token in
+            let (container, decoder) = try toyUpload(count: 120)
+            let router = service.router(outer: EveryOtherFails())
+            try await Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0))).test(.live) { client in
+                let cloud = CloudClient(baseURL: "http://127.0.0.1:\(client.port!)", token: token,
+                                        retry: RetryPolicy(attempts: 4, initialDelay: 0.01, maxDelay: 0.05))
+                let result = try await EdgeUploader(client: cloud, samplesPerPart: 30).upload(container, decoder: decoder)
+                #expect(result.status.complete)
+                #expect(result.retries > 0)
+            }
+            let status = try #require(try await store.uploads(edge: "edge-1").first)
+            #expect(try await storedContainer(store, status).symbols == container.symbols)
+        }
+    }
+
+    @Test func unreachableCloudFailsAfterTheRetries() async throws {
+        let cloud = CloudClient(baseURL: "http://127.0.0.1:9", token: "t", retry: RetryPolicy(attempts: 3, initialDelay: 0.01, maxDelay: 0.02),
+                                timeout: 0.5)
+        await #expect(throws: CloudClientError.self) { try await cloud.maskRequest() }
+        #expect(cloud.retryCount == 2)
+    }
+}
+
+/// Fails every other request with 503 (a flaky proxy).
+struct EveryOtherFails: RouterMiddleware {
+    typealias Context = CloudRequestContext
+    let counter = Counter()
+    final class Counter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var n = 0
+        func next() -> Int { lock.lock(); defer { lock.unlock() }; n += 1; return n }
+    }
+    func handle(_ input: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if counter.next() % 2 == 1 { return Response(status: .serviceUnavailable) }
+        return try await next(input, context)
+    }
+}
