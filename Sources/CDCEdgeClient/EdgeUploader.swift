@@ -35,7 +35,7 @@ public struct EdgeUploader: Sendable {
     /// Uploads `container` (any coding) and `decoder` (its safetensors bytes, whose hash the
     /// container carries). `progress(sent parts, total parts, bytes sent)` follows along.
     public func upload(_ container: LatentContainer, decoder: [UInt8],
-                       progress: @Sendable (Int, Int, Int) -> Void = { _, _, _ in }) async throws -> Result {
+                       progress: (Int, Int, Int) -> Void = { _, _, _ in }) async throws -> Result {
         guard ModelIdentity.hash(decoder) == container.decoderHash else {
             throw WireError("the decoder file is not the one the container was encoded for")
         }

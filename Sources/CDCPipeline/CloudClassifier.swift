@@ -31,9 +31,12 @@ public enum CloudClassifier {
         }
     }
 
-    /// Trains a classifier on `train`; `progress(epoch, batch, batches, status)`.
+    /// Trains a classifier on `train`; `progress(epoch, batch, batches, status)`, and
+    /// `afterEpoch(epoch, model)` at the end of every epoch (it may evaluate the model; training
+    /// mode is restored after it).
     public static func train(_ train: ImageDataset, config: ClassifierConfig,
-                             progress: ((Int, Int, Int, String) -> Void)? = nil) throws -> Module {
+                             progress: ((Int, Int, Int, String) -> Void)? = nil,
+                             afterEpoch: ((Int, Module) throws -> Void)? = nil) throws -> Module {
         let model = try GlobalRandom.withSeed(config.seed) { try make(config, channels: train.channels, classes: train.classes) }
         let batchesPerEpoch = train.count / config.batchSize
         guard batchesPerEpoch > 0 else { throw PipelineError("training set of \(train.count) images is smaller than one batch") }
@@ -60,6 +63,10 @@ public enum CloudClassifier {
                 loss += r.loss; correct += r.correct; seen += y.count
                 progress?(epoch, i + 1, batches.count, String(format: "loss %.3f  acc %.1f%%  lr %.4f", loss / Float(i + 1),
                                                               100 * Float(correct) / Float(seen), optimizer.learningRate))
+            }
+            if let afterEpoch {
+                try afterEpoch(epoch, model)
+                _ = model.train()
             }
         }
         model.eval()

@@ -3,7 +3,7 @@ import CDCTensor
 
 /// The `cdc` command-line tool.
 @main
-struct CDC: ParsableCommand {
+struct CDC: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cdc",
         abstract: "Classification-driven compression for edge–cloud deep learning.",

@@ -8,10 +8,10 @@ import CDCTensor
 import Foundation
 
 /// `cdc edge …`: stage 1 on the edge server.
-struct Edge: ParsableCommand {
+struct Edge: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The edge: train the autoencoder and the elementary classifier, compress a dataset, retune to another m.",
-        subcommands: [EdgeTrain.self, EdgeCompress.self, EdgeRetune.self])
+        subcommands: [EdgeTrain.self, EdgeCompress.self, EdgeRetune.self, EdgeRun.self])
 }
 
 /// Where the images come from.

@@ -1,0 +1,157 @@
+import ArgumentParser
+import CDCCloudService
+import CDCCodec
+import CDCData
+import CDCEdgeClient
+import CDCPipeline
+import CDCStore
+import CDCWire
+import Foundation
+
+/// `cdc cloud add-edge`: a new edge and its credential.
+struct CloudAddEdge: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "add-edge",
+        abstract: "Register an edge in the cloud's store and print its token (shown once; only its hash is stored).")
+
+    @Option(help: "The cloud's store (SQLite file; created if missing).") var store = "cloud.db"
+    @Option(help: "The edge's name (letters, digits, '-', '_', '.').") var name: String
+
+    mutating func run() async throws {
+        let s = try await SQLiteUploadStore.open(path: store)
+        do {
+            let token = try await CloudService.addEdge(name: name, to: s)
+            try await s.close()
+            print(token)
+        } catch {
+            try? await s.close()
+            throw ValidationError("\(error)")
+        }
+    }
+}
+
+/// `cdc cloud serve`: the cloud's HTTP service.
+struct CloudServe: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the cloud's HTTP API (uploads into the store, bandwidth reports, mask requests, /metrics) until SIGINT/SIGTERM.")
+
+    @Option(help: "The cloud's store (SQLite file; created if missing).") var store = "cloud.db"
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on (0: any free port; the chosen one is printed).") var port = 8080
+    @Option(help: "Seconds the operator allows for one upload of an edge's dataset: the mask policy picks the clearest m that fits.")
+    var timeBudget: Double = 600
+    @Option(help: "Largest part body accepted (bytes).") var maxPartBytes = API.defaultMaxPartBytes
+
+    mutating func run() async throws {
+        guard timeBudget > 0, maxPartBytes > 0 else { throw ValidationError("--time-budget and --max-part-bytes must be positive") }
+        let s = try await SQLiteUploadStore.open(path: store)
+        let service = CloudService(store: s, policy: MaskPolicy(timeBudget: timeBudget), maxPartBytes: maxPartBytes)
+        let path = store
+        let app = service.application(host: host, port: port) { channel in
+            // One line on stdout that scripts wait for.
+            FileHandle.standardOutput.write(Data("cdc cloud: listening on \(channel.localAddress?.description ?? "?") (store \(path))\n".utf8))
+        }
+        do { try await app.runService() } catch {
+            try? await s.close()
+            throw error
+        }
+        try await s.close()
+    }
+}
+
+/// `cdc edge run`: the edge's side of the loop, against a cloud service.
+struct EdgeRun: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Train (or load) the edge's session, upload the codes to the cloud in parts, and follow its mask requests.")
+
+    @OptionGroup var engine: EngineOptions
+    @OptionGroup var dataOptions: DataOptions
+    @Option(help: "The cloud's URL, e.g. http://10.0.0.1:8080.") var cloud: String
+    @Option(help: "The edge's token (`cdc cloud add-edge`); default: the environment variable CDC_EDGE_TOKEN.") var token: String?
+    @Option(help: "Session directory: a trained session (`cdc edge train --out`), or where to train one if it does not exist.")
+    var session: String
+    @Option(help: "Epochs of stage-1 training when the session does not exist yet.") var epochs = 5
+    @Option(help: "Epochs of fine-tuning when the cloud asks for another mask.") var retuneEpochs = 1
+    @Option(help: "Samples per uploaded part.") var samplesPerPart = 1024
+    @Option(help: "After an upload, how long to wait for the cloud to ask for clearer data (seconds; 0: stop at once).")
+    var wait: Double = 0
+    @Option(help: "Seconds between asks while waiting.") var poll: Double = 2
+    @Option(help: "Most uploads in one run.") var rounds = 5
+    @Option(help: "Attempts per request before giving up (with exponential back-off).") var attempts = 10
+
+    mutating func run() async throws {
+        try engine.apply()
+        guard let token = token ?? ProcessInfo.processInfo.environment["CDC_EDGE_TOKEN"], !token.isEmpty else {
+            throw ValidationError("an edge token is required: --token or CDC_EDGE_TOKEN (from `cdc cloud add-edge`)")
+        }
+        guard samplesPerPart >= 1, rounds >= 1, attempts >= 1 else { throw ValidationError("--samples-per-part, --rounds and --attempts must be ≥ 1") }
+        let data = try dataOptions.load(train: true)
+        let client = CloudClient(baseURL: cloud, token: token, retry: RetryPolicy(attempts: attempts))
+        let dir = URL(fileURLWithPath: session)
+        var s: EdgeSession
+        if FileManager.default.fileExists(atPath: dir.appendingPathComponent("session.json").path) {
+            s = try EdgeSession.resume(from: dir)
+            log("loaded session \(session) (m = \(s.config.mask), \(s.epochsDone) epochs)")
+        } else {
+            var c = EdgeConfig()
+            c.epochs = epochs
+            s = EdgeSession(config: c, channels: data.channels, height: data.height, width: data.width, classes: data.classes)
+            _ = try await client.reportStatus(EdgeStatus(phase: "training", progress: 0, message: "stage 1, \(epochs) epochs"))
+            while s.epochsDone < epochs {
+                s.trainEpochWithProgressBar(data, label: "edge epoch \(s.epochsDone + 1)/\(epochs)")
+                try s.save(to: dir)
+                _ = try await client.reportStatus(EdgeStatus(phase: "training", progress: Double(s.epochsDone) / Double(epochs)))
+            }
+        }
+        let registration = EdgeRegistration(dataset: dataOptions.data ?? "fashion-mnist", samples: data.count, channels: data.channels,
+                                            height: data.height, width: data.width, classes: data.classes)
+        var request = try await client.register(registration).maskRequest
+        log("cloud at \(cloud): \(request.reason)")
+        var totalSent = 0, lastMask: Int? = nil
+        for round in 1...rounds {
+            let m = request.mask ?? s.config.mask
+            if m != s.config.mask {
+                log("the cloud asks for m = \(m): fine-tuning from m = \(s.config.mask) for \(retuneEpochs) epoch(s)")
+                _ = try await client.reportStatus(EdgeStatus(phase: "retuning", progress: 0, message: "m = \(m)"))
+                s = try Retune.session(from: s, mask: m, learningRate: s.config.learningRate / 10, epochs: retuneEpochs)
+                for e in 1...retuneEpochs { s.trainEpochWithProgressBar(data, label: "retune m=\(m) \(e)/\(retuneEpochs)") }
+                try s.save(to: dir.appendingPathComponent("m\(m)"))
+            }
+            _ = try await client.reportStatus(EdgeStatus(phase: "compressing", progress: 0, message: "m = \(m)"))
+            let decoder = try EdgeCodec.decoderFile(s.autoencoder, channels: data.channels)
+            let fixed = try EdgeCodec.compress(s.autoencoder, data, decoderHash: ModelIdentity.hash(decoder))
+            let (container, coding) = try RateControl.smallestCoding(of: fixed, session: s)
+            log("round \(round): m = \(m), \(container.count) samples, \(container.encoded().count) bytes of codes (\(coding.name)) + \(decoder.count) bytes of decoder")
+            let uploader = EdgeUploader(client: client, samplesPerPart: samplesPerPart)
+            let bar = ProgressBar(total: max(1, (container.count + samplesPerPart - 1) / samplesPerPart), label: "upload m=\(m)")
+            let result = try await uploader.upload(container, decoder: decoder) { done, _, bytes in
+                bar.update(done, String(format: "%.1f kB", Double(bytes) / 1000))
+            }
+            bar.finish()
+            totalSent += result.bytesSent
+            lastMask = m
+            log(String(format: "uploaded m = %d: %d parts sent, %d already stored, %d bytes in %.1f s (%.3f Mbit/s), %d retries",
+                       m, result.partsSent, result.partsSkipped, result.bytesSent, result.transferSeconds,
+                       result.bytesPerSecond * 8 / 1e6, result.retries))
+            _ = try await client.reportStatus(EdgeStatus(phase: "waiting", progress: 1, message: "m = \(m) uploaded"))
+            // Wait for the cloud to ask for clearer data.
+            if let last = result.maskRequest { request = last } else { request = try await client.maskRequest() }
+            let deadline = Date().addingTimeInterval(wait)
+            while !(request.mask.map { $0 < m } ?? false) && Date() < deadline {
+                try await Task.sleep(nanoseconds: UInt64(poll * 1e9))
+                request = try await client.maskRequest()
+            }
+            guard let next = request.mask, next < m else {
+                log("cloud: \(request.reason)")
+                break
+            }
+            log("cloud: \(request.reason)")
+        }
+        let raw = data.count * (data.channels * data.height * data.width + 1)
+        print(String(format: "edge: sent %d bytes in this run (last upload m = %@); the raw dataset is %d bytes", totalSent,
+                     lastMask.map(String.init) ?? "-", raw))
+        _ = try? await client.reportStatus(EdgeStatus(phase: "done", progress: 1))
+    }
+}
