@@ -1,30 +1,44 @@
 #!/usr/bin/env bash
-# The main job: installs what is missing, builds in release mode, then runs CDC end to end on
-# Fashion-MNIST through files on this machine:
-#   1. edge: trains cdc-ae + cdc-ec jointly (m = 4, α = 8; progress bar, final losses and accuracy),
-#   2. edge: compresses the training and test sets into entropy-coded containers and exports the decoder,
-#   3. cloud: restores the training set with the uploaded decoder and trains resnext-11,
-#   4. the rate–accuracy experiment in its short form (`--quick`: raw, CDC and plain AE at every m,
-#      an α sweep, JPEG and WebP on 6 000 / 2 000 images), its table printed at the end,
-# and prints the uplink bytes against raw and the cloud classifier's accuracy.
-# Environment: EDGE_EPOCHS (default 2), CLOUD_EPOCHS (default 3), WORK (default .build/run),
-# EXPERIMENT=0 skips step 4.
+# The main job: installs what is missing, builds in release mode, then runs CDC as an edge–cloud
+# system on this machine, over real HTTP, on the embedded SQLite store:
+#   1. cloud: a store, an edge credential, and `cdc cloud serve` in the background,
+#   2. edge:  `cdc edge run` trains cdc-ae + cdc-ec on Fashion-MNIST (m = 4, α = 8), compresses
+#             the training set (entropy-coded) and uploads it in parts with its decoder; it
+#             measures its bandwidth and reports it,
+#   3. cloud: `cdc cloud train --store` restores the upload and trains resnext-11; once it has
+#             converged the mask policy asks for clearer data if the bandwidth allows,
+#   4. edge:  follows the request (fine-tunes to the new m, uploads), and the cloud trains again,
+#   5. the rate–accuracy experiment in its short form (`--quick`), its table printed at the end,
+# and prints the bytes sent against raw and the cloud classifier's accuracy.
+# Environment: EDGE_EPOCHS (default 2), CLOUD_EPOCHS (default 3), BUDGET (seconds allowed per
+# upload, default 60), PORT (default 8080), WORK (default .build/run), EXPERIMENT=0 skips step 5.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 swift build -c release --product cdc
-cdc=.build/release/cdc
+cdc=$PWD/.build/release/cdc
 work=${WORK:-.build/run}
+port=${PORT:-8080}
 rm -rf "$work" && mkdir -p "$work"
-echo "== edge: stage-1 training"
-$cdc edge train --epochs "${EDGE_EPOCHS:-2}" --out "$work/edge" "$@"
-echo "== edge: compression"
-$cdc edge compress --session "$work/edge" --split train --out "$work/train.cdcl" --decoder-out "$work/decoder.safetensors"
-$cdc edge compress --session "$work/edge" --split test --out "$work/test.cdcl" --decoder-out "$work/decoder.safetensors"
-$cdc inspect "$work/train.cdcl"
-echo "== cloud: restore and train resnext-11"
-$cdc cloud train --container "$work/train.cdcl" --test-container "$work/test.cdcl" \
-  --decoder "$work/decoder.safetensors" --epochs "${CLOUD_EPOCHS:-3}"
+echo "== cloud: store, edge credential, service on port $port"
+token=$($cdc cloud add-edge --store "$work/cloud.db" --name edge-1)
+$cdc cloud serve --store "$work/cloud.db" --port "$port" --time-budget "${BUDGET:-60}" > "$work/serve.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 50); do grep -q listening "$work/serve.log" && break; sleep 0.2; done
+grep listening "$work/serve.log" || { cat "$work/serve.log"; exit 1; }
+export CDC_EDGE_TOKEN=$token
+echo "== edge: stage-1 training, compression and upload"
+$cdc edge run --cloud "http://127.0.0.1:$port" --session "$work/edge" --epochs "${EDGE_EPOCHS:-2}" --rounds 1 "$@"
+echo "== cloud: restore the upload and train resnext-11"
+$cdc cloud train --store "$work/cloud.db" --edge edge-1 --epochs "${CLOUD_EPOCHS:-3}"
+echo "== edge: follow the cloud's mask request"
+$cdc edge run --cloud "http://127.0.0.1:$port" --session "$work/edge" --rounds 1 "$@"
+echo "== cloud: train on the clearest data it holds"
+$cdc cloud train --store "$work/cloud.db" --edge edge-1 --epochs "${CLOUD_EPOCHS:-3}"
+echo "== what crossed the network (from /metrics)"
+curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$port/metrics" | grep -E '^cdc_(received_bytes_total|current_mask|training_accuracy|bandwidth)'
+kill $server; wait $server 2>/dev/null || true
 if [ "${EXPERIMENT:-1}" != 0 ]; then
   echo "== rate–accuracy experiment, short form (the README's full run drops --quick)"
   $cdc experiment rate-accuracy --quick --out "$work/experiment"

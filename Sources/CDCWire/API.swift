@@ -153,7 +153,12 @@ public struct MaskRequest: Codable, Sendable, Equatable {
     public var mask: Int?
     /// Why, in words (for logs and the operator).
     public var reason: String
-    public init(mask: Int?, reason: String) { self.mask = mask; self.reason = reason }
+    /// The clearest mask whose upload fits the time budget at the measured bandwidth, whether
+    /// or not it is asked for now (nil before a bandwidth is measured).
+    public var fittingMask: Int?
+    public init(mask: Int?, reason: String, fittingMask: Int? = nil) {
+        self.mask = mask; self.reason = reason; self.fittingMask = fittingMask
+    }
 }
 
 /// What the edge is doing, for the operator and `/metrics`.

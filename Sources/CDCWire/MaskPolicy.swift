@@ -67,11 +67,13 @@ public struct MaskPolicy: Sendable, Equatable {
             return MaskRequest(mask: 4, reason: "no bandwidth measured yet: the cheapest upload (m = 4) first")
         }
         let seconds = uploadSeconds(mask: fit, inputs)!
-        let bw = inputs.bytesPerSecond! * 8 / 1e6
-        let fits = String(format: "m = %d fits the %.0f s budget at %.2f Mbit/s (≈ %.0f s)", fit, timeBudget, bw, seconds)
-        guard let best = inputs.bestStoredMask else { return MaskRequest(mask: fit, reason: fits) }
-        if fit >= best { return MaskRequest(mask: nil, reason: "the cloud holds m = \(best); at \(String(format: "%.2f", bw)) Mbit/s no clearer upload fits the budget") }
-        if !inputs.converged { return MaskRequest(mask: nil, reason: "\(fits), but the classifier has not converged on m = \(best) yet") }
-        return MaskRequest(mask: fit, reason: "\(fits); the classifier has converged on m = \(best)")
+        let bw = String(format: "%.2f Mbit/s", inputs.bytesPerSecond! * 8 / 1e6)
+        let fits = String(format: "m = %d fits the %.0f s budget at %@ (≈ %.1f s)", fit, timeBudget, bw, seconds)
+        func answer(_ mask: Int?, _ reason: String) -> MaskRequest { MaskRequest(mask: mask, reason: reason, fittingMask: fit) }
+        guard let best = inputs.bestStoredMask else { return answer(fit, fits) }
+        if best == 0 { return answer(nil, "the cloud holds the clearest data (m = 0)") }
+        if fit >= best { return answer(nil, "the cloud holds m = \(best); at \(bw) nothing clearer fits the budget") }
+        if !inputs.converged { return answer(nil, "\(fits), but the classifier has not converged on m = \(best) yet") }
+        return answer(fit, "\(fits); the classifier has converged on m = \(best)")
     }
 }

@@ -73,6 +73,8 @@ struct EdgeRun: AsyncParsableCommand {
     @Option(help: "Session directory: a trained session (`cdc edge train --out`), or where to train one if it does not exist.")
     var session: String
     @Option(help: "Epochs of stage-1 training when the session does not exist yet.") var epochs = 5
+    @Option(help: "Guidance weight α of a new session (see `cdc edge train`).") var alpha: Float = 8
+    @Option(help: "Rate weight λ of a new session's learned prior (0: none; see `cdc edge train`).") var rateWeight: Float = 0
     @Option(help: "Epochs of fine-tuning when the cloud asks for another mask.") var retuneEpochs = 1
     @Option(help: "Samples per uploaded part.") var samplesPerPart = 1024
     @Option(help: "After an upload, how long to wait for the cloud to ask for clearer data (seconds; 0: stop at once).")
@@ -86,7 +88,10 @@ struct EdgeRun: AsyncParsableCommand {
         guard let token = token ?? ProcessInfo.processInfo.environment["CDC_EDGE_TOKEN"], !token.isEmpty else {
             throw ValidationError("an edge token is required: --token or CDC_EDGE_TOKEN (from `cdc cloud add-edge`)")
         }
-        guard samplesPerPart >= 1, rounds >= 1, attempts >= 1 else { throw ValidationError("--samples-per-part, --rounds and --attempts must be ≥ 1") }
+        guard samplesPerPart >= 1, rounds >= 1, attempts >= 1, epochs >= 1, retuneEpochs >= 1 else {
+            throw ValidationError("--samples-per-part, --rounds, --attempts, --epochs and --retune-epochs must be ≥ 1")
+        }
+        guard alpha > 0, rateWeight >= 0 else { throw ValidationError("--alpha must be > 0 and --rate-weight ≥ 0") }
         let data = try dataOptions.load(train: true)
         let client = CloudClient(baseURL: cloud, token: token, retry: RetryPolicy(attempts: attempts))
         let dir = URL(fileURLWithPath: session)
@@ -96,7 +101,8 @@ struct EdgeRun: AsyncParsableCommand {
             log("loaded session \(session) (m = \(s.config.mask), \(s.epochsDone) epochs)")
         } else {
             var c = EdgeConfig()
-            c.epochs = epochs
+            c.epochs = epochs; c.alpha = alpha
+            c.learnedPrior = rateWeight > 0; c.rateWeight = rateWeight
             s = EdgeSession(config: c, channels: data.channels, height: data.height, width: data.width, classes: data.classes)
             _ = try await client.reportStatus(EdgeStatus(phase: "training", progress: 0, message: "stage 1, \(epochs) epochs"))
             while s.epochsDone < epochs {
@@ -112,12 +118,18 @@ struct EdgeRun: AsyncParsableCommand {
         var totalSent = 0, lastMask: Int? = nil
         for round in 1...rounds {
             let m = request.mask ?? s.config.mask
+            let retunedDir = dir.appendingPathComponent("m\(m)")
+            if m != s.config.mask, FileManager.default.fileExists(atPath: retunedDir.appendingPathComponent("session.json").path) {
+                // Fine-tuned to this m by an earlier run: the same decoder, so an interrupted upload resumes.
+                s = try EdgeSession.resume(from: retunedDir)
+                log("the cloud asks for m = \(m): loaded the session fine-tuned to it earlier (\(retunedDir.path))")
+            }
             if m != s.config.mask {
                 log("the cloud asks for m = \(m): fine-tuning from m = \(s.config.mask) for \(retuneEpochs) epoch(s)")
                 _ = try await client.reportStatus(EdgeStatus(phase: "retuning", progress: 0, message: "m = \(m)"))
                 s = try Retune.session(from: s, mask: m, learningRate: s.config.learningRate / 10, epochs: retuneEpochs)
                 for e in 1...retuneEpochs { s.trainEpochWithProgressBar(data, label: "retune m=\(m) \(e)/\(retuneEpochs)") }
-                try s.save(to: dir.appendingPathComponent("m\(m)"))
+                try s.save(to: retunedDir)
             }
             _ = try await client.reportStatus(EdgeStatus(phase: "compressing", progress: 0, message: "m = \(m)"))
             let decoder = try EdgeCodec.decoderFile(s.autoencoder, channels: data.channels)

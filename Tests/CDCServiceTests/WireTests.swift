@@ -53,3 +53,14 @@ import Testing
         #expect(policy.request(inputs(nil, best: 3)).mask == nil)
     }
 }
+
+@Suite struct MaskRequestTests {
+    @Test func fittingMaskFollowsTheBandwidthEvenWhenNothingIsAsked() {
+        let policy = MaskPolicy(timeBudget: 10)
+        let slow = MaskPolicy.Inputs(samples: 10_000, latentsPerSample: 784, bytesPerSecond: 125_000, bestStoredMask: 4)
+        var fast = slow
+        fast.bytesPerSecond = 2_500_000
+        #expect(policy.request(slow).mask == nil && policy.request(slow).fittingMask == 4)
+        #expect(policy.request(fast).mask == nil && policy.request(fast).fittingMask == 0)
+    }
+}
