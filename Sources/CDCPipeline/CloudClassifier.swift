@@ -37,40 +37,16 @@ public enum CloudClassifier {
     public static func train(_ train: ImageDataset, config: ClassifierConfig,
                              progress: ((Int, Int, Int, String) -> Void)? = nil,
                              afterEpoch: ((Int, Module) throws -> Void)? = nil) throws -> Module {
-        let model = try GlobalRandom.withSeed(config.seed) { try make(config, channels: train.channels, classes: train.classes) }
-        let batchesPerEpoch = train.count / config.batchSize
-        guard batchesPerEpoch > 0 else { throw PipelineError("training set of \(train.count) images is smaller than one batch") }
-        let total = batchesPerEpoch * config.epochs
-        let schedule = CosineSchedule(base: config.learningRate, totalSteps: max(total, 2),
-                                      warmupSteps: min(batchesPerEpoch, max(total - 1, 0)))
-        let optimizer = SGD(model.parameters(), learningRate: config.learningRate, momentum: 0.9, nesterov: true,
-                            weightDecay: config.weightDecay)
-        let trainer = ClassifierTrainer(model: model, optimizer: optimizer)
-        var step = 0
-        var generator = SeededGenerator(seed: config.seed &+ 17)
-        let augmentation = Augmentation(padding: 2, randomCrop: true, horizontalFlip: false)
-        for epoch in 1...config.epochs {
-            var loss: Float = 0, correct = 0, seen = 0
-            // Batches are made one at a time (an epoch of tensors at once would hold the whole set twice).
-            let batches = train.batchIndices(size: config.batchSize, shuffle: config.seed &+ UInt64(epoch) &* 104_729, dropLast: true)
-            for (i, indices) in batches.enumerated() {
-                let (x0, y) = train.batch(indices)
-                if config.augment { augmentation.apply(to: x0, generator: &generator) }
-                let x = x0
-                optimizer.learningRate = schedule.learningRate(at: step)
-                let r = trainer.step(x, labels: y)
-                step += 1
-                loss += r.loss; correct += r.correct; seen += y.count
-                progress?(epoch, i + 1, batches.count, String(format: "loss %.3f  acc %.1f%%  lr %.4f", loss / Float(i + 1),
-                                                              100 * Float(correct) / Float(seen), optimizer.learningRate))
-            }
+        let training = try ClassifierTraining(train, config: config)
+        while training.epoch < config.epochs {
+            training.runEpoch(progress: progress)
             if let afterEpoch {
-                try afterEpoch(epoch, model)
-                _ = model.train()
+                try afterEpoch(training.epoch, training.model)
+                _ = training.model.train()
             }
         }
-        model.eval()
-        return model
+        training.model.eval()
+        return training.model
     }
 
     /// Top-1 accuracy of `model` on `data` (evaluation mode).
@@ -87,3 +63,53 @@ public enum CloudClassifier {
     }
 }
 
+/// A classifier training in progress, one epoch at a time (so that a caller can do async work,
+/// such as reporting progress, between epochs): SGD with Nesterov momentum, a cosine schedule
+/// with one epoch of warm-up, and augmentation. ``CloudClassifier/train(_:config:progress:afterEpoch:)``
+/// runs it to the end.
+public final class ClassifierTraining {
+    public let model: Module
+    public let config: ClassifierConfig
+    /// Epochs finished.
+    public private(set) var epoch = 0
+    let data: ImageDataset
+    let schedule: CosineSchedule
+    let optimizer: SGD
+    let trainer: ClassifierTrainer
+    var step = 0
+    var generator: SeededGenerator
+    let augmentation = Augmentation(padding: 2, randomCrop: true, horizontalFlip: false)
+
+    public init(_ train: ImageDataset, config: ClassifierConfig) throws {
+        model = try GlobalRandom.withSeed(config.seed) { try CloudClassifier.make(config, channels: train.channels, classes: train.classes) }
+        let batchesPerEpoch = train.count / config.batchSize
+        guard batchesPerEpoch > 0 else { throw PipelineError("training set of \(train.count) images is smaller than one batch") }
+        let total = batchesPerEpoch * config.epochs
+        schedule = CosineSchedule(base: config.learningRate, totalSteps: max(total, 2),
+                                  warmupSteps: min(batchesPerEpoch, max(total - 1, 0)))
+        optimizer = SGD(model.parameters(), learningRate: config.learningRate, momentum: 0.9, nesterov: true,
+                        weightDecay: config.weightDecay)
+        trainer = ClassifierTrainer(model: model, optimizer: optimizer)
+        generator = SeededGenerator(seed: config.seed &+ 17)
+        self.config = config
+        data = train
+    }
+
+    /// Trains one more epoch; `progress(epoch, batch, batches, status)` after every batch.
+    public func runEpoch(progress: ((Int, Int, Int, String) -> Void)? = nil) {
+        epoch += 1
+        var loss: Float = 0, correct = 0, seen = 0
+        // Batches are made one at a time (an epoch of tensors at once would hold the whole set twice).
+        let batches = data.batchIndices(size: config.batchSize, shuffle: config.seed &+ UInt64(epoch) &* 104_729, dropLast: true)
+        for (i, indices) in batches.enumerated() {
+            let (x, y) = data.batch(indices)
+            if config.augment { augmentation.apply(to: x, generator: &generator) }
+            optimizer.learningRate = schedule.learningRate(at: step)
+            let r = trainer.step(x, labels: y)
+            step += 1
+            loss += r.loss; correct += r.correct; seen += y.count
+            progress?(epoch, i + 1, batches.count, String(format: "loss %.3f  acc %.1f%%  lr %.4f", loss / Float(i + 1),
+                                                          100 * Float(correct) / Float(seen), optimizer.learningRate))
+        }
+    }
+}

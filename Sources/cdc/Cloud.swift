@@ -124,24 +124,26 @@ struct CloudTrain: AsyncParsableCommand {
         log("edge \(edge), upload \(upload.id): restored \(restored.count) images; training \(model) for \(epochs) epochs (\(validation.count) held out)")
         var cfg = ClassifierConfig()
         cfg.model = model; cfg.epochs = epochs; cfg.learningRate = lr; cfg.seed = seed
-        var bar: ProgressBar? = nil
         var history: [Double] = []
-        var progress: [TrainingProgress] = []
-        let net = try CloudClassifier.train(train, config: cfg, progress: { epoch, batch, batches, status in
-            if batch == 1 { bar = ProgressBar(total: batches, label: "m=\(upload.spec.mask) epoch \(epoch)/\(cfg.epochs)") }
-            bar?.update(batch, status)
-            if batch == batches { bar?.finish() }
-        }, afterEpoch: { epoch, model in
-            let accuracy = Double(CloudClassifier.accuracy(model, on: validation))
+        let training = try ClassifierTraining(train, config: cfg)
+        while training.epoch < cfg.epochs {
+            var bar: ProgressBar? = nil
+            training.runEpoch { epoch, batch, batches, status in
+                if batch == 1 { bar = ProgressBar(total: batches, label: "m=\(upload.spec.mask) epoch \(epoch)/\(cfg.epochs)") }
+                bar?.update(batch, status)
+                if batch == batches { bar?.finish() }
+            }
+            let accuracy = Double(CloudClassifier.accuracy(training.model, on: validation))
+            _ = training.model.train()
             history.append(accuracy)
             // Converged: the last epoch, or held-out accuracy up by less than 0.2 pp over two epochs.
             let plateau = history.count >= 3 && history[history.count - 1] - history[history.count - 3] < 0.002
-            progress.append(TrainingProgress(mask: upload.spec.mask, epoch: epoch, epochs: cfg.epochs, accuracy: accuracy,
-                                             converged: epoch == cfg.epochs || plateau))
-            log(String(format: "  held-out accuracy after epoch %d: %.2f%%", epoch, 100 * accuracy))
-        })
-        // The trainer is synchronous: its progress goes to the store when it returns; the last entry decides convergence.
-        for p in progress { try await store.setTraining(edge: edge, p) }
+            // Written after every epoch: /metrics and the mask policy see it while training goes on.
+            try await store.setTraining(edge: edge, TrainingProgress(mask: upload.spec.mask, epoch: training.epoch, epochs: cfg.epochs,
+                                                                     accuracy: accuracy, converged: training.epoch == cfg.epochs || plateau))
+            log(String(format: "  held-out accuracy after epoch %d: %.2f%%", training.epoch, 100 * accuracy))
+        }
+        let net = training.model.eval()
         if let data {
             let raw = try ImageDataset.fashionMNIST(train: false, directory: URL(fileURLWithPath: data))
             print(String(format: "m = %d: test accuracy on raw images %.2f%%", upload.spec.mask, 100 * CloudClassifier.accuracy(net, on: raw)))

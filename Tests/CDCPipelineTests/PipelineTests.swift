@@ -156,6 +156,30 @@ func tempDir() -> URL {
         #expect(ExperimentReport.markdown(rows, config: ExperimentConfig()).contains("**does not hold**"))
     }
 
+    /// Issue 4's claims: the 30 % saving at fixed-m=4 accuracy, and at each target rate the best
+    /// coded row that fits against JPEG (none below its lowest rate, interpolated inside, its best above).
+    @Test func codingClaimsAreCheckedPerTargetRate() {
+        func r(_ method: String, _ mask: Int?, _ q: Int?, _ bpp: Double, _ acc: Float, _ lambda: Float? = nil) -> ExperimentRow {
+            var x = ExperimentRow(method: method, mask: mask, alpha: mask == nil ? nil : 8, quality: q, seed: 0, bpp: bpp, bppPayload: bpp,
+                                  uplinkBytes: 100, rawBytes: 1000, accuracy: acc, accuracyRawTest: acc, accuracyLoss: 0, seconds: 1)
+            x.rateWeight = lambda
+            return x
+        }
+        var rows = [r("cdc", 4, nil, 1.1, 0.83), r("cdc-coded", 2, nil, 0.43, 0.828, 0.03), r("cdc-coded", 2, nil, 0.92, 0.834, 0.01),
+                    r("jpeg", nil, 1, 0.53, 0.80), r("jpeg", nil, 12, 1.01, 0.83), r("jpeg", nil, 45, 2.0, 0.84)]
+        var cs = ExperimentReport.codingClaims(ExperimentReport.groups(rows))
+        #expect(cs.map(\.holds) == [true, false])              // 61 % smaller; at 2 bpp JPEG's 84 % beats 83.4 %
+        #expect(cs[1].evidence.contains("0.5 bpp: CDC 82.80%") && cs[1].evidence.contains("none (its lowest rate is 0.530 bpp)"))
+        rows[5].accuracy = 0.83
+        cs = ExperimentReport.codingClaims(ExperimentReport.groups(rows))
+        #expect(cs.map(\.holds) == [true, true])
+        // No coded row fits 0.4 bpp: the claim cannot hold there.
+        #expect(ExperimentReport.codingClaims(ExperimentReport.groups(rows), targets: [0.4]).last?.holds == false)
+        // A coded row below fixed m = 4's accuracy by more than 0.3 pp does not count for the saving.
+        rows[1].accuracy = 0.82; rows[2].accuracy = 0.826
+        #expect(ExperimentReport.codingClaims(ExperimentReport.groups(rows)).first?.holds == false)
+    }
+
     @Test func rawImagesRoundTrip() throws {
         let data = toyDataset(count: 5)
         let back = try ImageDataset.fromRawImages(data.rawImages(), labels: data.labels, classes: 4)
