@@ -4,17 +4,23 @@ import Foundation
 
 /// Uploads one container and its decoder to the cloud in parts: it announces the upload (the
 /// cloud answers with what it already holds, so a restarted edge resumes where it stopped),
-/// sends the decoder and every missing part with retries, measures its own throughput and
-/// reports it, and returns when the cloud confirms the upload complete.
+/// sends the decoder and then the missing parts, several at a time so that a link with a long
+/// round trip stays busy, each with retries; it measures its own throughput (bytes acknowledged
+/// per second of wall time while sending) and reports it, and returns when the cloud confirms
+/// the upload complete.
 public struct EdgeUploader: Sendable {
     public let client: CloudClient
     /// Samples per part (each part is a self-contained container).
     public var samplesPerPart: Int
-    /// Seconds between bandwidth reports during an upload.
+    /// Parts in flight at once.
+    public var concurrency: Int
+    /// Seconds between bandwidth reports during an upload (the last report, at the end, covers
+    /// the whole upload).
     public var reportInterval: Double
 
-    public init(client: CloudClient, samplesPerPart: Int = 1024, reportInterval: Double = 2) {
-        self.client = client; self.samplesPerPart = samplesPerPart; self.reportInterval = reportInterval
+    public init(client: CloudClient, samplesPerPart: Int = 1024, concurrency: Int = 4, reportInterval: Double = 2) {
+        self.client = client; self.samplesPerPart = samplesPerPart; self.concurrency = max(1, concurrency)
+        self.reportInterval = reportInterval
     }
 
     /// What an upload did.
@@ -24,7 +30,7 @@ public struct EdgeUploader: Sendable {
         public var bytesSent: Int
         public var partsSent: Int
         public var partsSkipped: Int
-        /// Seconds spent in acknowledged transfers.
+        /// Wall-clock seconds spent sending (decoder and parts).
         public var transferSeconds: Double
         public var retries: Int
         /// The cloud's answer to the last bandwidth report.
@@ -33,7 +39,7 @@ public struct EdgeUploader: Sendable {
     }
 
     /// Uploads `container` (any coding) and `decoder` (its safetensors bytes, whose hash the
-    /// container carries). `progress(sent parts, total parts, bytes sent)` follows along.
+    /// container carries). `progress(stored parts, total parts, bytes sent)` follows along.
     public func upload(_ container: LatentContainer, decoder: [UInt8],
                        progress: (Int, Int, Int) -> Void = { _, _, _ in }) async throws -> Result {
         guard ModelIdentity.hash(decoder) == container.decoderHash else {
@@ -42,41 +48,61 @@ public struct EdgeUploader: Sendable {
         guard !container.labels.isEmpty else { throw WireError("the container has no labels; the cloud needs them") }
         let spec = UploadSpec(mask: container.mask, decoderHash: container.decoderHash, samples: container.count,
                               samplesPerPart: samplesPerPart, latentShape: container.latentShape, classes: container.classes)
+        let client = self.client
         var status = try await client.createUpload(spec)
         let retriesBefore = client.retryCount
         var result = Result(status: status, bytesSent: 0, partsSent: 0, partsSkipped: status.storedParts.count, transferSeconds: 0,
                             retries: 0, maskRequest: nil)
-        var window = (bytes: 0, seconds: 0.0, retries: client.retryCount, start: Date())
-        func timed(_ bytes: Int, _ body: () async throws -> PartReceipt) async throws {
-            let t0 = Date()
-            _ = try await body()
-            let dt = Date().timeIntervalSince(t0)
-            result.bytesSent += bytes; result.transferSeconds += dt
-            window.bytes += bytes; window.seconds += dt
+        // The current reporting window: bytes acknowledged since `start` (wall clock while sending).
+        var window = (bytes: 0, start: Date(), retries: client.retryCount)
+        func acknowledged(_ bytes: Int) async throws {
+            result.bytesSent += bytes
+            window.bytes += bytes
             if Date().timeIntervalSince(window.start) >= reportInterval { try await report() }
         }
         func report() async throws {
-            guard window.seconds > 0 else { return }
+            let seconds = Date().timeIntervalSince(window.start)
+            guard window.bytes > 0, seconds > 0 else { return }
             let retries = client.retryCount
-            result.maskRequest = try await client.reportBandwidth(BandwidthReport(bytes: window.bytes, seconds: window.seconds,
+            result.maskRequest = try await client.reportBandwidth(BandwidthReport(bytes: window.bytes, seconds: seconds,
                                                                                   retries: retries - window.retries))
-            window = (0, 0, retries, Date())
+            window = (0, Date(), retries)
         }
+        let sendingStarted = Date()
         if !status.decoderStored {
-            try await timed(decoder.count) { try await client.putDecoder(upload: spec.id, bytes: decoder) }
+            _ = try await client.putDecoder(upload: spec.id, bytes: decoder)
+            try await acknowledged(decoder.count)
         }
         let missing = status.missingParts
         if !missing.isEmpty {
             let parts = try container.parts(samplesPerPart: samplesPerPart)
             progress(status.storedParts.count, spec.partCount, 0)
-            for index in missing {
-                let bytes = try parts[index].checkedEncoded()
-                try await timed(bytes.count) { try await client.putPart(upload: spec.id, index: index, bytes: bytes) }
-                result.partsSent += 1
-                progress(status.storedParts.count + result.partsSent, spec.partCount, result.bytesSent)
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                var next = missing.makeIterator()
+                func launch() throws {
+                    guard let index = next.next() else { return }
+                    let bytes = try parts[index].checkedEncoded()
+                    group.addTask {
+                        _ = try await client.putPart(upload: spec.id, index: index, bytes: bytes)
+                        return bytes.count
+                    }
+                }
+                for _ in 0..<concurrency { try launch() }
+                while let sent = try await group.next() {
+                    result.partsSent += 1
+                    try await acknowledged(sent)
+                    progress(status.storedParts.count + result.partsSent, spec.partCount, result.bytesSent)
+                    try launch()
+                }
             }
         }
-        try await report()
+        result.transferSeconds = Date().timeIntervalSince(sendingStarted)
+        // The last report covers the whole upload: a tail window of a few parts acknowledged
+        // together would overstate the rate.
+        if result.bytesSent > 0 {
+            result.maskRequest = try await client.reportBandwidth(BandwidthReport(bytes: result.bytesSent, seconds: result.transferSeconds,
+                                                                                  retries: client.retryCount - window.retries))
+        }
         status = try await client.upload(id: spec.id)
         guard status.complete else {
             throw WireError("the cloud reports upload \(spec.id) incomplete after sending every part (missing \(status.missingParts))")

@@ -77,6 +77,7 @@ struct EdgeRun: AsyncParsableCommand {
     @Option(help: "Rate weight λ of a new session's learned prior (0: none; see `cdc edge train`).") var rateWeight: Float = 0
     @Option(help: "Epochs of fine-tuning when the cloud asks for another mask.") var retuneEpochs = 1
     @Option(help: "Samples per uploaded part.") var samplesPerPart = 1024
+    @Option(help: "Parts in flight at once (keeps a long-latency link busy).") var parallel = 4
     @Option(help: "After an upload, how long to wait for the cloud to ask for clearer data (seconds; 0: stop at once).")
     var wait: Double = 0
     @Option(help: "Seconds between asks while waiting.") var poll: Double = 2
@@ -88,8 +89,8 @@ struct EdgeRun: AsyncParsableCommand {
         guard let token = token ?? ProcessInfo.processInfo.environment["CDC_EDGE_TOKEN"], !token.isEmpty else {
             throw ValidationError("an edge token is required: --token or CDC_EDGE_TOKEN (from `cdc cloud add-edge`)")
         }
-        guard samplesPerPart >= 1, rounds >= 1, attempts >= 1, epochs >= 1, retuneEpochs >= 1 else {
-            throw ValidationError("--samples-per-part, --rounds, --attempts, --epochs and --retune-epochs must be ≥ 1")
+        guard samplesPerPart >= 1, rounds >= 1, attempts >= 1, epochs >= 1, retuneEpochs >= 1, parallel >= 1 else {
+            throw ValidationError("--samples-per-part, --parallel, --rounds, --attempts, --epochs and --retune-epochs must be ≥ 1")
         }
         guard alpha > 0, rateWeight >= 0 else { throw ValidationError("--alpha must be > 0 and --rate-weight ≥ 0") }
         let data = try dataOptions.load(train: true)
@@ -136,7 +137,7 @@ struct EdgeRun: AsyncParsableCommand {
             let fixed = try EdgeCodec.compress(s.autoencoder, data, decoderHash: ModelIdentity.hash(decoder))
             let (container, coding) = try RateControl.smallestCoding(of: fixed, session: s)
             log("round \(round): m = \(m), \(container.count) samples, \(container.encoded().count) bytes of codes (\(coding.name)) + \(decoder.count) bytes of decoder")
-            let uploader = EdgeUploader(client: client, samplesPerPart: samplesPerPart)
+            let uploader = EdgeUploader(client: client, samplesPerPart: samplesPerPart, concurrency: parallel)
             let bar = ProgressBar(total: max(1, (container.count + samplesPerPart - 1) / samplesPerPart), label: "upload m=\(m)")
             let result = try await uploader.upload(container, decoder: decoder) { done, _, bytes in
                 bar.update(done, String(format: "%.1f kB", Double(bytes) / 1000))
