@@ -76,7 +76,7 @@ let package = Package(
         .testTarget(name: "CDCDataTests", dependencies: ["CDCData"]),
         .testTarget(name: "CDCPipelineTests", dependencies: ["CDCPipeline"]),
         .testTarget(name: "CDCServiceTests", dependencies: [
-            "CDCWire", "CDCStore", "CDCCloudService", "CDCEdgeClient", "CDCCodec",
+            "CDCWire", "CDCStore", "CDCCloudService", "CDCEdgeClient", "CDCCodec", "CDCEntropy",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "CDCModelsTests", dependencies: ["CDCModels", "CDCData"],

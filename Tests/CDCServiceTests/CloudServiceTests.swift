@@ -1,6 +1,7 @@
 import CDCCloudService
 import CDCCodec
 import CDCEdgeClient
+import CDCEntropy
 import CDCStore
 import CDCWire
 import Foundation
@@ -33,7 +34,7 @@ func withService(budget: Double = 60, maxPartBytes: Int = API.defaultMaxPartByte
 /// A labelled container of `count` random samples at mask `mask` (latent 4×2×2) and the
 /// decoder bytes whose hash it carries.
 func toyUpload(count: Int, mask: Int = 4, seed: UInt64 = 1) throws -> (LatentContainer, [UInt8]) {
-    var rng = Toy(seed: seed)
+    var rng = SplitMix64(seed: seed)
     let decoder = (0..<700).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
     let levels = 1 << (4 - mask)
     let symbols = (0..<(count * 16)).map { _ in Int8(Int(rng.next() % UInt64(2 * levels)) - levels + 1) }
@@ -41,18 +42,6 @@ func toyUpload(count: Int, mask: Int = 4, seed: UInt64 = 1) throws -> (LatentCon
     let c = try LatentContainer(mask: mask, latentShape: [4, 2, 2], symbols: symbols, labels: labels, classes: 10,
                                 decoderHash: ModelIdentity.hash(decoder), samplesPerChunk: 32)
     return (c, decoder)
-}
-
-struct Toy {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 func json<T: Encodable>(_ value: T) throws -> ByteBuffer { ByteBuffer(bytes: try JSONEncoder().encode(value)) }
