@@ -23,6 +23,55 @@ public enum ExperimentReport {
         return s
     }
 
+    /// The rows of a `results.csv` written by ``csv(_:)`` (values as rounded there), read by
+    /// column name; throws ``PipelineError`` naming the line of a malformed one.
+    public static func rows(fromCSV text: String) throws -> [ExperimentRow] {
+        var lines = text.split(whereSeparator: \.isNewline).map(String.init)
+        guard !lines.isEmpty else { throw PipelineError("results.csv is empty") }
+        let header = lines.removeFirst().split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        for name in ["method", "mask", "alpha", "quality", "seed", "bpp", "bpp_payload", "uplink_bytes", "raw_bytes", "accuracy",
+                     "accuracy_raw_test", "accuracy_loss"] where !header.contains(name) {
+            throw PipelineError("results.csv has no column '\(name)'")
+        }
+        return try lines.enumerated().map { n, line in
+            let fields = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            guard fields.count == header.count else { throw PipelineError("results.csv line \(n + 2): \(fields.count) fields, the header has \(header.count)") }
+            let f = Dictionary(uniqueKeysWithValues: zip(header, fields))
+            func need<T>(_ name: String, _ parse: (String) -> T?) throws -> T {
+                guard let v = f[name].flatMap(parse) else { throw PipelineError("results.csv line \(n + 2): bad \(name) '\(f[name] ?? "")'") }
+                return v
+            }
+            func optional<T>(_ name: String, _ parse: (String) -> T?) throws -> T? {
+                guard let text = f[name], !text.isEmpty else { return nil }
+                return try need(name, parse)
+            }
+            var row = ExperimentRow(method: try need("method") { $0.isEmpty ? nil : $0 }, mask: try optional("mask") { Int($0) },
+                                    alpha: try optional("alpha") { Float($0) }, quality: try optional("quality") { Int($0) },
+                                    seed: try need("seed") { UInt64($0) }, bpp: try need("bpp") { Double($0) },
+                                    bppPayload: try need("bpp_payload") { Double($0) }, uplinkBytes: try need("uplink_bytes") { Int($0) },
+                                    rawBytes: try need("raw_bytes") { Int($0) }, accuracy: try need("accuracy") { Float($0) },
+                                    accuracyRawTest: try need("accuracy_raw_test") { Float($0) },
+                                    accuracyLoss: try need("accuracy_loss") { Float($0) },
+                                    accuracyValidation: try optional("accuracy_validation") { Float($0) },
+                                    seconds: try optional("seconds") { Double($0) } ?? 0)
+            row.rateWeight = try optional("rate_weight") { Float($0) }
+            row.sweep = try optional("sweep") { Int($0) } == 1
+            return row
+        }
+    }
+
+    /// Writes `results.md` and `plot.svg` of an experiment directory again from its
+    /// `results.csv` and `timings.json` (after a change to the report, without rerunning).
+    public static func rerender(_ dir: URL) throws {
+        let rows = try Self.rows(fromCSV: String(decoding: try Data(contentsOf: dir.appendingPathComponent("results.csv")), as: UTF8.self))
+        struct Meta: Decodable { var config: ExperimentConfig }
+        let config = try JSONDecoder().decode(Meta.self, from: try Data(contentsOf: dir.appendingPathComponent("timings.json"))).config
+        // The α of the table is the one every non-sweep CDC row was trained with.
+        let chosen = rows.first { $0.method == "cdc" && !$0.sweep }?.alpha
+        try Data(markdown(rows, config: config, chosenAlpha: chosen).utf8).write(to: dir.appendingPathComponent("results.md"), options: .atomic)
+        try Data(svg(rows).utf8).write(to: dir.appendingPathComponent("plot.svg"), options: .atomic)
+    }
+
     /// Mean, spread (max − min) and count of the test accuracy of rows that differ only by seed.
     public struct Group: Sendable {
         public var method: String, mask: Int?, alpha: Float?, quality: Int?, rateWeight: Float?

@@ -6,7 +6,19 @@ import Foundation
 /// `cdc experiment …`.
 struct Experiment: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Experiments that reproduce the paper's tables and figures.",
-                                                    subcommands: [RateAccuracy.self])
+                                                    subcommands: [RateAccuracy.self, Report.self])
+}
+
+/// `cdc experiment report DIR`: re-render an experiment's table, claims and plot.
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write results.md and plot.svg of an experiment directory again from its results.csv and timings.json.")
+    @Argument(help: "The experiment's output directory.") var directory: String
+
+    mutating func run() throws {
+        try ExperimentReport.rerender(URL(fileURLWithPath: directory))
+        print(try String(contentsOfFile: directory + "/results.md", encoding: .utf8))
+    }
 }
 
 /// `cdc experiment rate-accuracy`: raw, CDC and plain AE at every m, an α sweep, JPEG and WebP.

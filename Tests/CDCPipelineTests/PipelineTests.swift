@@ -180,6 +180,22 @@ func tempDir() -> URL {
         #expect(ExperimentReport.codingClaims(ExperimentReport.groups(rows)).first?.holds == false)
     }
 
+    /// results.csv reads back into the rows it was written from (to its rounding), and a
+    /// malformed line is refused with its number.
+    @Test func resultsCSVReadsBack() throws {
+        var coded = row("cdc-coded", 2, 1, 0.8312, loss: 0.0123)
+        coded.rateWeight = 0.03; coded.accuracyValidation = 0.85
+        var jpeg = ExperimentRow(method: "jpeg", mask: nil, alpha: nil, quality: 12, seed: 0, bpp: 1.0109, bppPayload: 4.2,
+                                 uplinkBytes: 990, rawBytes: 7850, accuracy: 0.8295, accuracyRawTest: 0.83, accuracyLoss: 0.02, seconds: 3.5)
+        jpeg.sweep = false
+        let rows = [row("raw", nil, 0, 0.8495, loss: 0), row("cdc", 4, 0, 0.1, loss: 0.7, sweep: true), coded, jpeg]
+        let back = try ExperimentReport.rows(fromCSV: ExperimentReport.csv(rows))
+        #expect(ExperimentReport.csv(back) == ExperimentReport.csv(rows))
+        #expect(back[2].rateWeight == 0.03 && back[1].sweep && back[3].quality == 12 && back[0].mask == nil)
+        let broken = ExperimentReport.csv(rows).replacingOccurrences(of: "0.8312", with: "x")
+        #expect(throws: PipelineError.self) { try ExperimentReport.rows(fromCSV: broken) }
+    }
+
     @Test func rawImagesRoundTrip() throws {
         let data = toyDataset(count: 5)
         let back = try ImageDataset.fromRawImages(data.rawImages(), labels: data.labels, classes: 4)
