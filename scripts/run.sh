@@ -29,16 +29,21 @@ for _ in $(seq 50); do grep -q listening "$work/serve.log" && break; sleep 0.2; 
 grep listening "$work/serve.log" || { cat "$work/serve.log"; exit 1; }
 export CDC_EDGE_TOKEN=$token
 echo "== edge: stage-1 training, compression and upload"
-$cdc edge run --cloud "http://127.0.0.1:$port" --session "$work/edge" --epochs "${EDGE_EPOCHS:-2}" --rounds 1 "$@"
+$cdc edge run --cloud "http://127.0.0.1:$port" --session "$work/edge" --epochs "${EDGE_EPOCHS:-2}" --rounds 1 "$@" | tee "$work/edge-1.txt"
 echo "== cloud: restore the upload and train resnext-11"
 $cdc cloud train --store "$work/cloud.db" --edge edge-1 --epochs "${CLOUD_EPOCHS:-3}"
 echo "== edge: follow the cloud's mask request"
-$cdc edge run --cloud "http://127.0.0.1:$port" --session "$work/edge" --rounds 1 "$@"
+$cdc edge run --cloud "http://127.0.0.1:$port" --session "$work/edge" --rounds 1 "$@" | tee "$work/edge-2.txt"
 echo "== cloud: train on the clearest data it holds"
-$cdc cloud train --store "$work/cloud.db" --edge edge-1 --epochs "${CLOUD_EPOCHS:-3}"
+$cdc cloud train --store "$work/cloud.db" --edge edge-1 --epochs "${CLOUD_EPOCHS:-3}" | tee "$work/cloud-2.txt"
 echo "== what crossed the network (from /metrics)"
 curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$port/metrics" | grep -E '^cdc_(received_bytes_total|current_mask|training_accuracy|bandwidth)'
 kill $server; wait $server 2>/dev/null || true
+raw=$(sed -n 's/.*the raw dataset is \([0-9]*\) bytes.*/\1/p' "$work/edge-1.txt")
+sent=$(cat "$work/edge-1.txt" "$work/edge-2.txt" | sed -n 's/^edge: sent \([0-9]*\) bytes.*/\1/p' | python3 -c "import sys; print(sum(map(int, sys.stdin)))")
+echo "== summary"
+echo "uplink: $sent bytes in both uploads against $raw bytes of raw images + labels ($(python3 -c "print(f'{$raw / $sent:.1f}')")x less)"
+grep "test accuracy" "$work/cloud-2.txt"
 if [ "${EXPERIMENT:-1}" != 0 ]; then
   echo "== rate–accuracy experiment, short form (the README's full run drops --quick)"
   $cdc experiment rate-accuracy --quick --out "$work/experiment"
