@@ -25,7 +25,7 @@ struct CloudAddEdge: AsyncParsableCommand {
             print(token)
         } catch {
             try? await s.close()
-            throw ValidationError("\(error)")
+            throw PipelineError("\(error)")
         }
     }
 }
