@@ -61,9 +61,18 @@ public enum ExperimentReport {
     }
 
     /// Writes `results.md` and `plot.svg` of an experiment directory again from its
-    /// `results.csv` and `timings.json` (after a change to the report, without rerunning).
+    /// `results.csv` and `timings.json` (after a change to the report, or after rows of runs
+    /// that differ only in their seeds were put into one `results.csv`, without rerunning).
+    /// Accuracy losses are measured again against the mean of the raw rows, and `results.csv`
+    /// is rewritten with them.
     public static func rerender(_ dir: URL) throws {
-        let rows = try Self.rows(fromCSV: String(decoding: try Data(contentsOf: dir.appendingPathComponent("results.csv")), as: UTF8.self))
+        var rows = try Self.rows(fromCSV: String(decoding: try Data(contentsOf: dir.appendingPathComponent("results.csv")), as: UTF8.self))
+        let raw = rows.filter { $0.method == "raw" }.map(\.accuracy)
+        if !raw.isEmpty {
+            let base = raw.reduce(0, +) / Float(raw.count)
+            for i in rows.indices { rows[i].accuracyLoss = base - rows[i].accuracy }
+            try Data(csv(rows).utf8).write(to: dir.appendingPathComponent("results.csv"), options: .atomic)
+        }
         struct Meta: Decodable { var config: ExperimentConfig }
         let config = try JSONDecoder().decode(Meta.self, from: try Data(contentsOf: dir.appendingPathComponent("timings.json"))).config
         // The α of the table is the one every non-sweep CDC row was trained with.

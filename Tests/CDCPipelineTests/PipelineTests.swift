@@ -196,6 +196,23 @@ func tempDir() -> URL {
         #expect(throws: PipelineError.self) { try ExperimentReport.rows(fromCSV: broken) }
     }
 
+    /// Re-rendering a results.csv merged from runs with other seeds measures the losses again
+    /// against the mean of all raw rows and groups the seeds.
+    @Test func rerenderMeasuresLossesAgainAndGroupsSeeds() throws {
+        let dir = tempDir()
+        let rows = [row("raw", nil, 0, 0.85, loss: 0), row("cdc", 2, 0, 0.84, loss: 0.01),
+                    row("raw", nil, 1, 0.87, loss: 0), row("cdc", 2, 1, 0.86, loss: 0.01)]
+        try Data(ExperimentReport.csv(rows).utf8).write(to: dir.appendingPathComponent("results.csv"))
+        struct Meta: Encodable { var config: ExperimentConfig; var phaseSeconds: [String: Double] }
+        try JSONEncoder().encode(Meta(config: ExperimentConfig(), phaseSeconds: [:])).write(to: dir.appendingPathComponent("timings.json"))
+        try ExperimentReport.rerender(dir)
+        let back = try ExperimentReport.rows(fromCSV: String(decoding: try Data(contentsOf: dir.appendingPathComponent("results.csv")), as: UTF8.self))
+        #expect(back.map(\.accuracyLoss).map { ($0 * 1000).rounded() / 1000 } == [0.01, 0.02, -0.01, 0])
+        let md = try String(contentsOf: dir.appendingPathComponent("results.md"), encoding: .utf8)
+        #expect(md.contains("| cdc | 2 | 8 |  |  | 2 |"))
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("plot.svg").path))
+    }
+
     @Test func rawImagesRoundTrip() throws {
         let data = toyDataset(count: 5)
         let back = try ImageDataset.fromRawImages(data.rawImages(), labels: data.labels, classes: 4)
