@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // oneDNN 2.6 C API (Debian libdnnl-dev) plus OpenMP thread control.
@@ -52,14 +54,18 @@ let package = Package(
         .target(name: "CDCWire", dependencies: ["CDCCodec"]),
         // The cloud's durable store of edges, uploads, parts and decoders: one protocol, SQLite
         // (WAL) as the embedded implementation.
-        .target(name: "CDCStore", dependencies: ["CDCWire", .product(name: "SQLiteNIO", package: "sqlite-nio")]),
+        .target(name: "CDCStore", dependencies: [
+            "CDCWire", .product(name: "SQLiteNIO", package: "sqlite-nio"), .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         // The cloud service: Hummingbird routes, credentials, /metrics.
         .target(name: "CDCCloudService", dependencies: [
             "CDCWire", "CDCStore", "CDCCodec", .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "HTTPTypes", package: "swift-http-types"),
         ]),
         // The edge's uploader: chunked, resumable, retried with back-off, bandwidth measured.
         .target(name: "CDCEdgeClient", dependencies: [
             "CDCWire", "CDCCodec", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .executableTarget(name: "cdc", dependencies: [
             "CDCPipeline",
@@ -78,6 +84,7 @@ let package = Package(
         .testTarget(name: "CDCServiceTests", dependencies: [
             "CDCWire", "CDCStore", "CDCCloudService", "CDCEdgeClient", "CDCCodec", "CDCEntropy",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "HTTPTypes", package: "swift-http-types"),
         ]),
         .testTarget(name: "CDCModelsTests", dependencies: ["CDCModels", "CDCData"],
                     resources: [.copy("Fixtures")]),
