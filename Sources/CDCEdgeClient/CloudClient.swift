@@ -51,12 +51,16 @@ public final class CloudClient: Sendable {
     /// 8 kB (a link of 64 kbit/s still finishes). AsyncHTTPClient retries a refused connection
     /// until this deadline, so it also bounds how long one attempt waits for an absent cloud.
     public let timeout: Double
+    /// Paces every request body to a cap on the upload rate; nil: as fast as the link goes.
+    public let rateLimit: UplinkRateLimit?
     private let retries = Mutex(0)
 
-    public init(baseURL: String, token: String, http: HTTPClient = .shared, retry: RetryPolicy = RetryPolicy(), timeout: Double = 30) {
+    public init(baseURL: String, token: String, http: HTTPClient = .shared, retry: RetryPolicy = RetryPolicy(), timeout: Double = 30,
+                rateLimit: UplinkRateLimit? = nil) {
         var url = baseURL
         while url.hasSuffix("/") { url.removeLast() }
         self.baseURL = url; self.token = token; self.http = http; self.retry = retry; self.timeout = timeout
+        self.rateLimit = rateLimit
     }
 
     /// Failed attempts retried since the client was made.
@@ -105,6 +109,8 @@ public final class CloudClient: Sendable {
             request.headers.add(name: "Authorization", value: "Bearer \(token)")
             for (k, v) in headers { request.headers.add(name: k, value: v) }
             if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
+            // A retry pays for its bytes again, as it does on a real link.
+            if let body, let rateLimit { try await rateLimit.pace(body.count) }
             do {
                 let seconds = timeout + Double(body?.count ?? 0) / 8_000
                 let response = try await http.execute(request, timeout: .milliseconds(Int64(seconds * 1000)))

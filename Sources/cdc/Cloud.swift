@@ -28,7 +28,7 @@ struct CloudTrain: AsyncParsableCommand {
 
     @OptionGroup var engine: EngineOptions
     @Option(help: "Training-set container (`cdc edge compress --split train`).") var container: String?
-    @Option(help: "Test-set container (`cdc edge compress --split test`), for the through-the-codec accuracy.") var testContainer: String?
+    @Option(help: "Test-set container (`cdc edge compress --split test`), for the through-the-codec accuracy (with --store: of the upload it was encoded for).") var testContainer: String?
     @Option(help: "The uploaded decoder (safetensors).") var decoder: String?
     @Option(help: "The cloud's store (instead of --container/--decoder).") var store: String?
     @Option(help: "The edge whose uploads to train on (with --store).") var edge: String?
@@ -144,6 +144,17 @@ struct CloudTrain: AsyncParsableCommand {
             log(String(format: "  held-out accuracy after epoch %d: %.2f%%", training.epoch, 100 * accuracy))
         }
         let net = training.model.eval()
+        if let testContainer {
+            // The deployment figure: test images the edge encoded with this upload's encoder.
+            let tc = try LatentContainer.read(from: URL(fileURLWithPath: testContainer))
+            if tc.decoderHash == all.decoderHash {
+                let test = try EdgeCodec.restore(tc, decoder: ae, channels: c, height: h, width: w)
+                print(String(format: "m = %d: test accuracy through the codec %.2f%% (%d images)", upload.spec.mask,
+                             100 * CloudClassifier.accuracy(net, on: test), test.count))
+            } else {
+                log("\(testContainer) was encoded by another encoder than upload \(upload.id): no through-the-codec accuracy for it")
+            }
+        }
         if let data {
             let raw = try ImageDataset.fashionMNIST(train: false, directory: URL(fileURLWithPath: data))
             print(String(format: "m = %d: test accuracy on raw images %.2f%%", upload.spec.mask, 100 * CloudClassifier.accuracy(net, on: raw)))

@@ -83,6 +83,9 @@ struct EdgeRun: AsyncParsableCommand {
     @Option(help: "Seconds between asks while waiting.") var poll: Double = 2
     @Option(help: "Most uploads in one run.") var rounds = 5
     @Option(help: "Attempts per request before giving up (with exponential back-off).") var attempts = 10
+    @Option(help: ArgumentHelp("Cap the upload rate at this many Mbit/s (like rsync's --bwlimit): for an uplink shared with other traffic, or to try the mask loop against a slow link on one machine.",
+                               valueName: "mbit/s"))
+    var maxRate: Double?
 
     mutating func run() async throws {
         try engine.apply()
@@ -93,8 +96,10 @@ struct EdgeRun: AsyncParsableCommand {
             throw ValidationError("--samples-per-part, --parallel, --rounds, --attempts, --epochs and --retune-epochs must be ≥ 1")
         }
         guard alpha > 0, rateWeight >= 0 else { throw ValidationError("--alpha must be > 0 and --rate-weight ≥ 0") }
+        let rateLimit: UplinkRateLimit?
+        do { rateLimit = try maxRate.map { try UplinkRateLimit(bitsPerSecond: $0 * 1e6) } } catch { throw ValidationError("--max-rate: \(error)") }
         let data = try dataOptions.load(train: true)
-        let client = CloudClient(baseURL: cloud, token: token, retry: RetryPolicy(attempts: attempts))
+        let client = CloudClient(baseURL: cloud, token: token, retry: RetryPolicy(attempts: attempts), rateLimit: rateLimit)
         let dir = URL(fileURLWithPath: session)
         var s: EdgeSession
         if FileManager.default.fileExists(atPath: dir.appendingPathComponent("session.json").path) {

@@ -226,11 +226,51 @@ func storedContainer(_ store: SQLiteUploadStore, _ status: UploadStatus) async t
         }
     }
 
+    /// With an upload cap, the measured rate (what the cloud's mask policy sees) stays under it
+    /// and near it, and the upload is still complete.
+    @Test func cappedUploadIsMeasuredAtTheCap() async throws {
+        try await withService() { service, store, token in
+            let (container, decoder) = try toyUpload(count: 3000, mask: 2)
+            let cap = 100_000.0
+            try await service.application(host: "127.0.0.1", port: 0).test(.live) { client in
+                let cloud = CloudClient(baseURL: "http://127.0.0.1:\(client.port!)", token: token,
+                                        rateLimit: try UplinkRateLimit(bitsPerSecond: cap))
+                let result = try await EdgeUploader(client: cloud, samplesPerPart: 500).upload(container, decoder: decoder)
+                #expect(result.status.complete && result.partsSent == 6)
+                let measured = result.bytesPerSecond * 8
+                #expect(measured <= cap, "measured \(measured) bit/s against a cap of \(cap)")
+                #expect(measured >= cap / 2, "measured \(measured) bit/s against a cap of \(cap)")
+                #expect(result.transferSeconds >= cloud.rateLimit!.seconds(for: result.bytesSent))
+            }
+            let status = try #require(try await store.uploads(edge: "edge-1").first)
+            #expect(try await storedContainer(store, status).symbols == container.symbols)
+        }
+    }
+
     @Test func unreachableCloudFailsAfterTheRetries() async throws {
         let cloud = CloudClient(baseURL: "http://127.0.0.1:9", token: "t", retry: RetryPolicy(attempts: 3, initialDelay: 0.01, maxDelay: 0.02),
                                 timeout: 0.5)
         await #expect(throws: CloudClientError.self) { try await cloud.maskRequest() }
         #expect(cloud.retryCount == 2)
+    }
+}
+
+@Suite struct UplinkRateLimitTests {
+    /// Bodies paced together share the cap: four of 2 500 bytes at 100 kbit/s take at least 0.8 s.
+    @Test func concurrentBodiesShareTheCap() async throws {
+        let limit = try UplinkRateLimit(bitsPerSecond: 100_000)
+        #expect(limit.seconds(for: 2_500) == 0.2)
+        let clock = ContinuousClock()
+        let start = clock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<4 { group.addTask { try await limit.pace(2_500) } }
+            try await group.waitForAll()
+        }
+        #expect(clock.now - start >= .milliseconds(800))
+    }
+
+    @Test(arguments: [0.0, -1, .infinity, .nan]) func impossibleCapsAreRefused(_ rate: Double) {
+        #expect(throws: WireError.self) { try UplinkRateLimit(bitsPerSecond: rate) }
     }
 }
 
