@@ -84,6 +84,7 @@ let package = Package(
         .testTarget(name: "CDCServiceTests", dependencies: [
             "CDCWire", "CDCStore", "CDCCloudService", "CDCEdgeClient", "CDCCodec", "CDCEntropy",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "HTTPTypes", package: "swift-http-types"),
         ]),
         .testTarget(name: "CDCModelsTests", dependencies: ["CDCModels", "CDCData"],

@@ -60,6 +60,7 @@ ip netns exec "$EDGE" env CDC_EDGE_TOKEN="$TOKEN" "$CDC" edge run --cloud http:/
   --subset "$SAMPLES" --samples-per-part 250 --rounds 1 2> "$WORK/edge-a.log" || fail "phase A upload: $(tail -5 "$WORK/edge-a.log")"
 grep "uploaded m" "$WORK/edge-a.log"
 BW=$(metric cdc_bandwidth_bytes_per_second)
+[ -n "$BW" ] || fail "no bandwidth in /metrics after phase A"
 python3 -c "bw=$BW*8/1e6; print(f'netns-test: measured {bw:.3f} Mbit/s against 1 Mbit/s shaped'); exit(0 if abs(bw-1)<=0.25 else 1)" \
   || fail "measured bandwidth not within 25 % of 1 Mbit/s"
 "$CDC" cloud train --store "$WORK/cloud.db" --edge edge-1 --epochs 1 --model resnext-11 >/dev/null 2>&1 || fail "cloud train"

@@ -80,13 +80,15 @@ public struct CloudService: Sendable {
 
     func addRoutes(to router: Router<CloudRequestContext>) {
         router.add(middleware: ErrorBodies())
+        // On the router, not a group: an unknown path or method is 401 without a credential too,
+        // so routes cannot be probed without one.
+        router.add(middleware: EdgeAuthentication(store: store, metrics: metrics, open: ["/health"]))
         router.get("health") { _, _ in "ok" }
-        let authed = router.group().add(middleware: EdgeAuthentication(store: store, metrics: metrics))
-        authed.get("metrics") { _, _ in
+        router.get("metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: .init(byteBuffer: ByteBuffer(string: try await self.prometheusText())))
         }
-        let v1 = authed.group(RouterPath(API.version))
+        let v1 = router.group(RouterPath(API.version))
         v1.post("register") { request, context -> Response in
             let edge = context.edge!
             let registration = try await self.json(EdgeRegistration.self, request, context)
@@ -149,8 +151,8 @@ public struct CloudService: Sendable {
         }
         v1.post("bandwidth") { request, context -> Response in
             let report = try await self.json(BandwidthReport.self, request, context)
-            guard report.bytes >= 0, report.seconds >= 0, report.seconds.isFinite, report.retries >= 0 else {
-                throw HTTPError(.badRequest, message: "bytes, seconds and retries must be non-negative")
+            guard report.bytes >= 0, report.seconds >= 0, report.seconds.isFinite, report.retries >= 0, report.bytes == 0 || report.seconds > 0 else {
+                throw HTTPError(.badRequest, message: "bytes, seconds and retries must be non-negative, and bytes sent take some seconds")
             }
             try await self.store.recordBandwidth(edge: context.edge!, report)
             await self.metrics.retried(edge: context.edge!, report.retries)
@@ -177,6 +179,9 @@ public struct CloudService: Sendable {
         var buffer: ByteBuffer
         do { buffer = try await request.body.collect(upTo: limit) } catch let error as HTTPError {
             throw error.status == .contentTooLarge ? HTTPError(.contentTooLarge, message: "the body exceeds the limit of \(limit) bytes") : error
+        } catch is NIOTooManyBytesError {
+            // A body without Content-Length (chunked) that runs past the limit.
+            throw HTTPError(.contentTooLarge, message: "the body exceeds the limit of \(limit) bytes")
         }
         return buffer.readBytes(length: buffer.readableBytes) ?? []
     }
@@ -200,6 +205,10 @@ public struct CloudService: Sendable {
                   maskRequest: try await maskRequest(edge: edge))
     }
 
+    /// Bandwidth reports smaller than this are used only when there is no larger one: a few kB
+    /// (the tail of a resumed upload) measure round trips and TCP's slow start, not the link.
+    public static let bandwidthReportMinimumBytes = 64 * 1024
+
     /// The policy's inputs for `edge`, from the store.
     public func policyInputs(edge: String) async throws -> MaskPolicy.Inputs {
         let uploads = try await store.uploads(edge: edge)
@@ -213,11 +222,15 @@ public struct CloudService: Sendable {
             measured[u.spec.mask] = Double(u.storedBytes) / Double(max(storedSamples, 1))
         }
         let best = uploads.filter(\.complete).map(\.spec.mask).min()
+        let unfinished = uploads.filter { !$0.complete && (!$0.storedParts.isEmpty || $0.decoderStored) }.map(\.spec.mask).min()
         let training = try await store.training(edge: edge)
+        var decoderBytes = 0
+        if let last = uploads.last(where: \.decoderStored) { decoderBytes = try await store.decoder(edge: edge, upload: last.id)?.count ?? 0 }
         return MaskPolicy.Inputs(samples: samples, latentsPerSample: latents,
-                                 bytesPerSecond: try await store.latestBandwidth(edge: edge)?.bytesPerSecond,
+                                 bytesPerSecond: try await store.latestBandwidth(edge: edge, minimumBytes: Self.bandwidthReportMinimumBytes)?.bytesPerSecond,
                                  measuredBytesPerSample: measured, bestStoredMask: best,
-                                 converged: training.map { $0.converged && $0.mask == best } ?? false)
+                                 converged: training.map { $0.converged && $0.mask == best } ?? false,
+                                 decoderBytes: Double(decoderBytes), unfinishedMask: unfinished)
     }
 
     func maskRequest(edge: String) async throws -> MaskRequest {
@@ -235,7 +248,7 @@ public struct CloudService: Sendable {
                 storedBytes: uploads.map(\.storedBytes).reduce(0, +),
                 storedParts: uploads.map(\.storedParts.count).reduce(0, +),
                 bestMask: uploads.filter(\.complete).map(\.spec.mask).min(),
-                bytesPerSecond: try await store.latestBandwidth(edge: edge)?.bytesPerSecond,
+                bytesPerSecond: try await store.latestBandwidth(edge: edge, minimumBytes: Self.bandwidthReportMinimumBytes)?.bytesPerSecond,
                 training: try await store.training(edge: edge))
         }
         return await metrics.prometheusText(gauges: edges)
@@ -280,8 +293,11 @@ struct EdgeAuthentication: RouterMiddleware {
     typealias Context = CloudRequestContext
     let store: any UploadStore
     let metrics: ServiceMetrics
+    /// Paths that need no credential.
+    let open: Set<String>
 
     func handle(_ input: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if open.contains(input.uri.path) { return try await next(input, context) }
         guard let header = input.headers[.authorization], header.hasPrefix("Bearer "),
               case let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces), !token.isEmpty,
               let edge = try await store.edge(tokenSHA256: SHA256.hex(Array(token.utf8))) else {

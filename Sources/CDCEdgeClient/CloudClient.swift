@@ -48,8 +48,9 @@ public final class CloudClient: Sendable {
     let http: HTTPClient
     public let retry: RetryPolicy
     /// Per-request timeout (seconds) for a request without a body; a body adds one second per
-    /// 8 kB (a link of 64 kbit/s still finishes). AsyncHTTPClient retries a refused connection
-    /// until this deadline, so it also bounds how long one attempt waits for an absent cloud.
+    /// 2 kB, so a 64 kbit/s link shared by four parts in flight (the uploader's default) still
+    /// finishes each. AsyncHTTPClient retries a refused connection until this deadline, so it
+    /// also bounds how long one attempt waits for an absent cloud.
     public let timeout: Double
     /// Paces every request body to a cap on the upload rate; nil: as fast as the link goes.
     public let rateLimit: UplinkRateLimit?
@@ -112,7 +113,7 @@ public final class CloudClient: Sendable {
             // A retry pays for its bytes again, as it does on a real link.
             if let body, let rateLimit { try await rateLimit.pace(body.count) }
             do {
-                let seconds = timeout + Double(body?.count ?? 0) / 8_000
+                let seconds = timeout + Double(body?.count ?? 0) / 2_000
                 let response = try await http.execute(request, timeout: .milliseconds(Int64(seconds * 1000)))
                 let answer = try await response.body.collect(upTo: 64 << 20)
                 let bytes = Array(answer.readableBytesView)

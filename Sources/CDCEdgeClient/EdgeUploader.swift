@@ -46,9 +46,16 @@ public struct EdgeUploader: Sendable {
             throw WireError("the decoder file is not the one the container was encoded for")
         }
         guard !container.labels.isEmpty else { throw WireError("the container has no labels; the cloud needs them") }
-        let spec = UploadSpec(mask: container.mask, decoderHash: container.decoderHash, samples: container.count,
+        var spec = UploadSpec(mask: container.mask, decoderHash: container.decoderHash, samples: container.count,
                               samplesPerPart: samplesPerPart, latentShape: container.latentShape, classes: container.classes)
         let client = self.client
+        // Resuming with another part size: the cloud's upload keeps the part size it was started with.
+        if let existing = try? await client.upload(id: spec.id), existing.spec.samplesPerPart != spec.samplesPerPart {
+            var adopted = spec
+            adopted.samplesPerPart = existing.spec.samplesPerPart
+            if adopted == existing.spec { spec = adopted }
+        }
+        let samplesPerPart = spec.samplesPerPart
         var status = try await client.createUpload(spec)
         let retriesBefore = client.retryCount
         var result = Result(status: status, bytesSent: 0, partsSent: 0, partsSkipped: status.storedParts.count, transferSeconds: 0,
@@ -68,20 +75,25 @@ public struct EdgeUploader: Sendable {
                                                                                   retries: retries - window.retries))
             window = (0, Date(), retries)
         }
+        // Encoded before the clock starts: the measured rate is the link's, not the encoder's.
+        let missing = status.missingParts
+        var encoded: [Int: [UInt8]] = [:]
+        if !missing.isEmpty {
+            let parts = try container.parts(samplesPerPart: samplesPerPart)
+            for index in missing { encoded[index] = try parts[index].checkedEncoded() }
+        }
         let sendingStarted = Date()
         if !status.decoderStored {
             _ = try await client.putDecoder(upload: spec.id, bytes: decoder)
             try await acknowledged(decoder.count)
         }
-        let missing = status.missingParts
         if !missing.isEmpty {
-            let parts = try container.parts(samplesPerPart: samplesPerPart)
             progress(status.storedParts.count, spec.partCount, 0)
+            let spec = spec
             try await withThrowingTaskGroup(of: Int.self) { group in
                 var next = missing.makeIterator()
                 func launch() throws {
-                    guard let index = next.next() else { return }
-                    let bytes = try parts[index].checkedEncoded()
+                    guard let index = next.next(), let bytes = encoded.removeValue(forKey: index) else { return }
                     group.addTask {
                         _ = try await client.putPart(upload: spec.id, index: index, bytes: bytes)
                         return bytes.count

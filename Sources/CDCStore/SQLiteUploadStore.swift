@@ -276,9 +276,9 @@ public actor SQLiteUploadStore: UploadStore {
         }
     }
 
-    public func latestBandwidth(edge: String) async throws -> BandwidthReport? {
-        guard let row = try await read("SELECT bytes, seconds, retries FROM bandwidth WHERE edge = ? ORDER BY rowid DESC LIMIT 1",
-                                       [.text(edge)]).first else { return nil }
+    public func latestBandwidth(edge: String, minimumBytes: Int) async throws -> BandwidthReport? {
+        guard let row = try await read("SELECT bytes, seconds, retries FROM bandwidth WHERE edge = ? ORDER BY bytes >= ? DESC, rowid DESC LIMIT 1",
+                                       [.text(edge), .integer(minimumBytes)]).first else { return nil }
         return BandwidthReport(bytes: Int(row.column("bytes")?.integer ?? 0), seconds: row.column("seconds")?.double ?? 0,
                                retries: Int(row.column("retries")?.integer ?? 0))
     }

@@ -37,8 +37,9 @@ public protocol UploadStore: Sendable {
     func decoder(edge: String, upload: String) async throws -> [UInt8]?
 
     func recordBandwidth(edge: String, _ report: BandwidthReport) async throws
-    /// The most recent bandwidth report.
-    func latestBandwidth(edge: String) async throws -> BandwidthReport?
+    /// The most recent bandwidth report of at least `minimumBytes` (a report of a few kB is mostly
+    /// round trips and slow start, not the link's rate); the most recent of any size if none is.
+    func latestBandwidth(edge: String, minimumBytes: Int) async throws -> BandwidthReport?
 
     func setTraining(edge: String, _ progress: TrainingProgress) async throws
     func training(edge: String) async throws -> TrainingProgress?

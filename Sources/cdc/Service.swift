@@ -104,17 +104,22 @@ struct EdgeRun: AsyncParsableCommand {
         var s: EdgeSession
         if FileManager.default.fileExists(atPath: dir.appendingPathComponent("session.json").path) {
             s = try EdgeSession.resume(from: dir)
-            log("loaded session \(session) (m = \(s.config.mask), \(s.epochsDone) epochs)")
+            log("loaded session \(session) (m = \(s.config.mask), \(s.epochsDone) of \(s.config.epochs) epochs)")
         } else {
             var c = EdgeConfig()
             c.epochs = epochs; c.alpha = alpha
             c.learnedPrior = rateWeight > 0; c.rateWeight = rateWeight
             s = EdgeSession(config: c, channels: data.channels, height: data.height, width: data.width, classes: data.classes)
-            _ = try await client.reportStatus(EdgeStatus(phase: "training", progress: 0, message: "stage 1, \(epochs) epochs"))
-            while s.epochsDone < epochs {
-                s.trainEpochWithProgressBar(data, label: "edge epoch \(s.epochsDone + 1)/\(epochs)")
+        }
+        // Stage 1 to the session's own epoch count: a new session, or one a crash interrupted.
+        if s.epochsDone < s.config.epochs {
+            let total = s.config.epochs
+            _ = try await client.reportStatus(EdgeStatus(phase: "training", progress: Double(s.epochsDone) / Double(total),
+                                                         message: "stage 1, \(total) epochs"))
+            while s.epochsDone < total {
+                s.trainEpochWithProgressBar(data, label: "edge epoch \(s.epochsDone + 1)/\(total)")
                 try s.save(to: dir)
-                _ = try await client.reportStatus(EdgeStatus(phase: "training", progress: Double(s.epochsDone) / Double(epochs)))
+                _ = try await client.reportStatus(EdgeStatus(phase: "training", progress: Double(s.epochsDone) / Double(total)))
             }
         }
         let registration = EdgeRegistration(dataset: dataOptions.data ?? "fashion-mnist", samples: data.count, channels: data.channels,
@@ -122,12 +127,14 @@ struct EdgeRun: AsyncParsableCommand {
         var request = try await client.register(registration).maskRequest
         log("cloud at \(cloud): \(request.reason)")
         var totalSent = 0, lastMask: Int? = nil
+        var sessionDir = dir
         for round in 1...rounds {
             let m = request.mask ?? s.config.mask
             let retunedDir = dir.appendingPathComponent("m\(m)")
             if m != s.config.mask, FileManager.default.fileExists(atPath: retunedDir.appendingPathComponent("session.json").path) {
                 // Fine-tuned to this m by an earlier run: the same decoder, so an interrupted upload resumes.
                 s = try EdgeSession.resume(from: retunedDir)
+                sessionDir = retunedDir
                 log("the cloud asks for m = \(m): loaded the session fine-tuned to it earlier (\(retunedDir.path))")
             }
             if m != s.config.mask {
@@ -136,12 +143,11 @@ struct EdgeRun: AsyncParsableCommand {
                 s = try Retune.session(from: s, mask: m, learningRate: s.config.learningRate / 10, epochs: retuneEpochs)
                 for e in 1...retuneEpochs { s.trainEpochWithProgressBar(data, label: "retune m=\(m) \(e)/\(retuneEpochs)") }
                 try s.save(to: retunedDir)
+                sessionDir = retunedDir
             }
             _ = try await client.reportStatus(EdgeStatus(phase: "compressing", progress: 0, message: "m = \(m)"))
             let decoder = try EdgeCodec.decoderFile(s.autoencoder, channels: data.channels)
-            let fixed = try EdgeCodec.compress(s.autoencoder, data, decoderHash: ModelIdentity.hash(decoder))
-            let (container, coding) = try RateControl.smallestCoding(of: fixed, session: s)
-            log("round \(round): m = \(m), \(container.count) samples, \(container.encoded().count) bytes of codes (\(coding.name)) + \(decoder.count) bytes of decoder")
+            let container = try uploadContainer(session: s, in: sessionDir, decoder: decoder, data: data, round: round)
             let uploader = EdgeUploader(client: client, samplesPerPart: samplesPerPart, concurrency: parallel)
             let bar = ProgressBar(total: max(1, (container.count + samplesPerPart - 1) / samplesPerPart), label: "upload m=\(m)")
             let result = try await uploader.upload(container, decoder: decoder) { done, _, bytes in
@@ -171,5 +177,24 @@ struct EdgeRun: AsyncParsableCommand {
         print(String(format: "edge: sent %d bytes in this run (last upload m = %@); the raw dataset is %d bytes", totalSent,
                      lastMask.map(String.init) ?? "-", raw))
         _ = try? await client.reportStatus(EdgeStatus(phase: "done", progress: 1))
+    }
+
+    /// The container to upload for session `s` (saved in `sessionDir`): compressed the first time
+    /// and kept there as `upload.cdc`, so that a restarted edge resumes with the very bytes it
+    /// began with, whatever the thread count it encodes with now.
+    func uploadContainer(session s: EdgeSession, in sessionDir: URL, decoder: [UInt8], data: ImageDataset, round: Int) throws -> LatentContainer {
+        let file = sessionDir.appendingPathComponent("upload.cdc")
+        let hash = ModelIdentity.hash(decoder)
+        if let kept = try? LatentContainer.read(from: file), kept.decoderHash == hash, kept.mask == s.config.mask, kept.labels == data.labels {
+            log("round \(round): m = \(kept.mask), resuming with the \(kept.count) samples encoded earlier (\(file.path))")
+            return kept
+        }
+        let fixed = try EdgeCodec.compress(s.autoencoder, data, decoderHash: hash)
+        let (container, coding) = try RateControl.smallestCoding(of: fixed, session: s)
+        let bytes = container.encoded()
+        // Written whole or not at all (a temporary file renamed): a crash leaves the old file or the new one.
+        try Data(bytes).write(to: file, options: .atomic)
+        log("round \(round): m = \(container.mask), \(container.count) samples, \(bytes.count) bytes of codes (\(coding.name)) + \(decoder.count) bytes of decoder")
+        return container
     }
 }

@@ -4,6 +4,7 @@ import CDCEdgeClient
 import CDCEntropy
 import CDCStore
 import CDCWire
+import AsyncHTTPClient
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -73,7 +74,8 @@ func storedContainer(_ store: SQLiteUploadStore, _ status: UploadStatus) async t
             try await app.test(.router) { client in
                 #expect(try await client.execute(uri: "/health", method: .get).status == .ok)
                 for (uri, method) in [("/v1/mask", HTTPRequest.Method.get), ("/metrics", .get), ("/v1/uploads", .post),
-                                      ("/v1/uploads/m4-0000000000000001/parts/0", .put)] {
+                                      ("/v1/uploads/m4-0000000000000001/parts/0", .put),
+                                      ("/v1/no-such-route", .get), ("/v1/mask", .delete)] {
                     let none = try await client.execute(uri: uri, method: method, body: ByteBuffer(string: "{}"))
                     #expect(none.status == .unauthorized, "\(method) \(uri)")
                     #expect(none.headers[.wwwAuthenticate] != nil)
@@ -81,6 +83,8 @@ func storedContainer(_ store: SQLiteUploadStore, _ status: UploadStatus) async t
                     #expect(wrong.status == .unauthorized)
                 }
                 #expect(try await client.execute(uri: "/v1/mask", method: .get, headers: auth(token)).status == .ok)
+                // With a credential, an unknown route is what it is.
+                #expect(try await client.execute(uri: "/v1/no-such-route", method: .get, headers: auth(token)).status == .notFound)
             }
             #expect(try await store.uploads(edge: "edge-1").isEmpty)
         }
@@ -223,6 +227,31 @@ func storedContainer(_ store: SQLiteUploadStore, _ status: UploadStatus) async t
             }
             let status = try #require(try await store.uploads(edge: "edge-1").first)
             #expect(try await storedContainer(store, status).symbols == container.symbols)
+        }
+    }
+
+    /// A body sent without Content-Length (chunked) that runs past the limit: 413, not 500.
+    @Test func oversizedChunkedBodyIs413() async throws {
+        try await withService(maxPartBytes: 4096) { service, store, token in
+            let (container, _) = try toyUpload(count: 100)
+            let spec = UploadSpec(mask: 4, decoderHash: container.decoderHash, samples: 100, samplesPerPart: 40,
+                                  latentShape: [4, 2, 2], classes: 10)
+            try await service.application(host: "127.0.0.1", port: 0).test(.live) { client in
+                let cloud = CloudClient(baseURL: "http://127.0.0.1:\(client.port!)", token: token)
+                _ = try await cloud.createUpload(spec)
+                var request = HTTPClientRequest(url: "http://127.0.0.1:\(client.port!)/v1/uploads/\(spec.id)/parts/0")
+                request.method = .PUT
+                request.headers.add(name: "Authorization", value: "Bearer \(token)")
+                request.headers.add(name: API.contentHashHeader, value: String(repeating: "0", count: 64))
+                let chunks = AsyncStream<ByteBuffer> { continuation in
+                    for _ in 0..<4 { continuation.yield(ByteBuffer(repeating: 1, count: 2000)) }
+                    continuation.finish()
+                }
+                request.body = .stream(chunks, length: .unknown)
+                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+                #expect(response.status.code == 413)
+            }
+            #expect(try await store.upload(edge: "edge-1", id: spec.id)?.storedParts.isEmpty == true)
         }
     }
 

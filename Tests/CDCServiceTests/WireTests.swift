@@ -54,6 +54,32 @@ import Testing
     }
 }
 
+extension MaskPolicyTests {
+    @Test func theDecoderCountsInEveryEstimate() {
+        let policy = MaskPolicy(timeBudget: 10)
+        var i = inputs(100_000, measured: [4: 49])   // m = 3: 98 B × 10 000 = 980 kB: 9.8 s
+        #expect(policy.request(i).mask == 3)
+        i.decoderBytes = 86_000                       // + 0.86 s: no longer fits
+        #expect(policy.uploadSeconds(mask: 3, i)! > 10)
+        #expect(policy.request(i).mask == 4)
+        // Nothing fits: m = 4 is still asked for, and the reason says it does not fit.
+        let none = policy.request(inputs(1_000))
+        #expect(none.mask == 4 && none.reason.contains("no m fits"))
+    }
+
+    @Test func anUnfinishedUploadIsFinishedFirst() {
+        let policy = MaskPolicy(timeBudget: 10)
+        var i = inputs(2_500_000)                    // m = 0 fits, but m = 4 was half uploaded
+        i.unfinishedMask = 4
+        #expect(policy.request(i).mask == 4 && policy.request(i).fittingMask == 0)
+        i = inputs(2_500_000, best: 4, converged: false)
+        i.unfinishedMask = 2                          // asked for earlier, interrupted: resumed even before convergence
+        #expect(policy.request(i).mask == 2)
+        i.unfinishedMask = 4                          // not clearer than what is held: ignored
+        #expect(policy.request(i).mask == nil)
+    }
+}
+
 @Suite struct MaskRequestTests {
     @Test func fittingMaskFollowsTheBandwidthEvenWhenNothingIsAsked() {
         let policy = MaskPolicy(timeBudget: 10)
