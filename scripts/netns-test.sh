@@ -5,16 +5,20 @@
 # 50 ms each way (100 ms round trip), because this kernel has no netem qdisc.
 # Phase A: 1 Mbit/s, 100 ms, 5 % loss: the upload completes, the edge's measured bandwidth is
 # within 25 % of the shaped rate, and after the cloud trains the mask request is what fits
-# 1 Mbit/s. Phase B: 20 Mbit/s, no loss: the clearer upload completes and the mask that fits
-# follows the rate to m = 0. Needs root; uses the debug build of scripts/test.sh.
+# 1 Mbit/s. Phase B: 20 Mbit/s, no loss: the clearer upload completes, its measured bandwidth
+# is within 25 % of 20 Mbit/s, and the mask that fits follows the rate to m = 0. The set is
+# 30 000 images so that phase B's upload (a few MB) is long enough for TCP to reach the link's
+# rate: a few hundred kB with a 100 ms round trip is mostly slow start (about 0.4 s) and
+# measured a third of the rate. Needs root; scripts/test.sh runs it with the release build
+# (CDC=path/to/cdc picks another).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "netns-test: needs root (network namespaces)" >&2; exit 1; }
-CDC=${CDC:-$PWD/.build/debug/cdc}
-[ -x "$CDC" ] || { echo "netns-test: $CDC is not built (swift build)" >&2; exit 1; }
+CDC=${CDC:-$PWD/.build/release/cdc}
+[ -x "$CDC" ] || { echo "netns-test: $CDC is not built (swift build -c release --product cdc)" >&2; exit 1; }
 WORK=$(mktemp -d /tmp/cdc-netns.XXXXXX)
 EDGE=cdc-edge-$$ CLOUD=cdc-cloud-$$
-SAMPLES=${SAMPLES:-2000} BUDGET=${BUDGET:-4}
+SAMPLES=${SAMPLES:-30000} BUDGET=${BUDGET:-60}
 cleanup() {
   [ -n "${SERVER:-}" ] && kill "$SERVER" 2>/dev/null || true
   [ -n "${PROXY:-}" ] && kill "$PROXY" 2>/dev/null || true
@@ -57,7 +61,7 @@ json() { python3 -c "import json,sys; v=json.load(sys.stdin).get('$1'); print('n
 echo "netns-test: phase A: 1 Mbit/s, 100 ms round trip, 5 % loss"
 shape 1mbit 0.05
 ip netns exec "$EDGE" env CDC_EDGE_TOKEN="$TOKEN" "$CDC" edge run --cloud http://10.78.0.2:8080 --session "$WORK/session" \
-  --subset "$SAMPLES" --samples-per-part 250 --rounds 1 2> "$WORK/edge-a.log" || fail "phase A upload: $(tail -5 "$WORK/edge-a.log")"
+  --subset "$SAMPLES" --samples-per-part 1000 --parallel 8 --rounds 1 2> "$WORK/edge-a.log" || fail "phase A upload: $(tail -5 "$WORK/edge-a.log")"
 grep "uploaded m" "$WORK/edge-a.log"
 BW=$(metric cdc_bandwidth_bytes_per_second)
 [ -n "$BW" ] || fail "no bandwidth in /metrics after phase A"
@@ -72,16 +76,14 @@ case "$MASK_A" in 1|2|3) ;; *) fail "at 1 Mbit/s and a ${BUDGET} s budget the cl
 echo "netns-test: phase B: 20 Mbit/s, 100 ms round trip, no loss"
 shape 20mbit 0
 ip netns exec "$EDGE" env CDC_EDGE_TOKEN="$TOKEN" "$CDC" edge run --cloud http://10.78.0.2:8080 --session "$WORK/session" \
-  --subset "$SAMPLES" --samples-per-part 250 --rounds 1 --retune-epochs 1 2> "$WORK/edge-b.log" \
+  --subset "$SAMPLES" --samples-per-part 1000 --parallel 8 --rounds 1 --retune-epochs 1 2> "$WORK/edge-b.log" \
   || fail "phase B upload: $(tail -5 "$WORK/edge-b.log")"
 grep "uploaded m" "$WORK/edge-b.log"
 grep -q "uploaded m = $MASK_A" "$WORK/edge-b.log" || fail "the edge did not upload the requested m = $MASK_A"
 REQ_B=$(api /v1/mask)
 echo "netns-test: at 20 Mbit/s: $REQ_B"
 [ "$(echo "$REQ_B" | json fittingMask)" = 0 ] || fail "at 20 Mbit/s m = 0 should fit the budget"
-# An upload of a few hundred kB cannot fill a 20 Mbit/s link with a 100 ms round trip (TCP's
-# slow start), so the check is that the measured rate rose well above phase A's.
-python3 -c "a=$BW*8/1e6; b=$(metric cdc_bandwidth_bytes_per_second)*8/1e6; print(f'netns-test: measured {b:.2f} Mbit/s at 20 Mbit/s shaped ({b/a:.1f}x phase A)'); exit(0 if b>3*a else 1)" \
-  || fail "the measured bandwidth did not follow the rate up"
+python3 -c "b=$(metric cdc_bandwidth_bytes_per_second)*8/1e6; print(f'netns-test: measured {b:.2f} Mbit/s against 20 Mbit/s shaped'); exit(0 if abs(b-20)<=5 else 1)" \
+  || fail "measured bandwidth not within 25 % of 20 Mbit/s"
 [ "$(metric cdc_current_mask)" = "$MASK_A" ] || fail "the store should hold m = $MASK_A complete"
 echo "netns-test: PASS"

@@ -83,28 +83,38 @@ public struct EdgeUploader: Sendable {
             for index in missing { encoded[index] = try parts[index].checkedEncoded() }
         }
         let sendingStarted = Date()
-        if !status.decoderStored {
-            _ = try await client.putDecoder(upload: spec.id, bytes: decoder)
-            try await acknowledged(decoder.count)
-        }
-        if !missing.isEmpty {
+        window.start = sendingStarted
+        let sendDecoder = !status.decoderStored
+        if sendDecoder || !missing.isEmpty {
             progress(status.storedParts.count, spec.partCount, 0)
             let spec = spec
-            try await withThrowingTaskGroup(of: Int.self) { group in
+            // The decoder travels in one of the lanes, beside the parts (the cloud checks parts
+            // against the upload's decoder hash, not against a stored decoder), so a long round
+            // trip is not paid once for the decoder alone before the parts start.
+            try await withThrowingTaskGroup(of: (part: Bool, bytes: Int).self) { group in
                 var next = missing.makeIterator()
-                func launch() throws {
+                var decoderPending = sendDecoder
+                func launch() {
+                    if decoderPending {
+                        decoderPending = false
+                        group.addTask {
+                            _ = try await client.putDecoder(upload: spec.id, bytes: decoder)
+                            return (false, decoder.count)
+                        }
+                        return
+                    }
                     guard let index = next.next(), let bytes = encoded.removeValue(forKey: index) else { return }
                     group.addTask {
                         _ = try await client.putPart(upload: spec.id, index: index, bytes: bytes)
-                        return bytes.count
+                        return (true, bytes.count)
                     }
                 }
-                for _ in 0..<concurrency { try launch() }
+                for _ in 0..<concurrency { launch() }
                 while let sent = try await group.next() {
-                    result.partsSent += 1
-                    try await acknowledged(sent)
+                    launch()   // before the report below, so that the lanes stay busy while it waits for the cloud
+                    if sent.part { result.partsSent += 1 }
+                    try await acknowledged(sent.bytes)
                     progress(status.storedParts.count + result.partsSent, spec.partCount, result.bytesSent)
-                    try launch()
                 }
             }
         }
