@@ -101,7 +101,15 @@ public actor SQLiteUploadStore: UploadStore {
     /// Runs `body` in one write transaction: committed if it returns, rolled back if it throws.
     private func transaction<T: Sendable>(_ body: () async throws -> T) async throws -> T {
         try await serialized {
-            _ = try await connection.query("BEGIN IMMEDIATE")
+            do {
+                _ = try await connection.query("BEGIN IMMEDIATE")
+            } catch {
+                // A connection left inside a transaction (a ROLLBACK below that failed) would
+                // refuse every later write. What that transaction held was never acknowledged
+                // (its caller got an error), so it is rolled back and BEGIN tried once more.
+                _ = try? await connection.query("ROLLBACK")
+                _ = try await connection.query("BEGIN IMMEDIATE")
+            }
             do {
                 let result = try await body()
                 _ = try await connection.query("COMMIT")
