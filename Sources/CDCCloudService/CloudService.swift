@@ -10,7 +10,7 @@ import NIOCore
 /// credential belongs to (set by ``EdgeAuthentication``).
 public struct CloudRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
-    /// The authenticated edge; nil only on `/health`.
+    /// The authenticated edge; nil on `/health` and for the operator's metrics credential.
     public var edge: String?
     public init(source: Source) {
         coreContext = .init(source: source)
@@ -33,11 +33,15 @@ public struct CloudService: Sendable {
     public let policy: MaskPolicy
     public let maxPartBytes: Int
     public let maxDecoderBytes: Int
+    /// SHA-256 (hex) of the operator's credential for `/metrics` (every edge's series); nil: none.
+    /// An edge's own token reads only that edge's series.
+    public let metricsTokenSHA256: String?
     public let metrics = ServiceMetrics()
 
     public init(store: any UploadStore, policy: MaskPolicy, maxPartBytes: Int = API.defaultMaxPartBytes,
-                maxDecoderBytes: Int = API.defaultMaxDecoderBytes) {
+                maxDecoderBytes: Int = API.defaultMaxDecoderBytes, metricsToken: String? = nil) {
         self.store = store; self.policy = policy; self.maxPartBytes = maxPartBytes; self.maxDecoderBytes = maxDecoderBytes
+        self.metricsTokenSHA256 = metricsToken.flatMap { $0.isEmpty ? nil : SHA256.hex(Array($0.utf8)) }
     }
 
     /// A new random edge credential: 32 bytes as 64 hex digits.
@@ -82,11 +86,13 @@ public struct CloudService: Sendable {
         router.add(middleware: ErrorBodies())
         // On the router, not a group: an unknown path or method is 401 without a credential too,
         // so routes cannot be probed without one.
-        router.add(middleware: EdgeAuthentication(store: store, metrics: metrics, open: ["/health"]))
+        router.add(middleware: EdgeAuthentication(store: store, metrics: metrics, open: ["/health"],
+                                                  operatorTokenSHA256: metricsTokenSHA256, operatorPaths: ["/metrics"]))
         router.get("health") { _, _ in "ok" }
-        router.get("metrics") { _, _ in
+        router.get("metrics") { _, context in
+            // The operator sees every edge; an edge sees only its own series.
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                     body: .init(byteBuffer: ByteBuffer(string: try await self.prometheusText())))
+                     body: .init(byteBuffer: ByteBuffer(string: try await self.prometheusText(only: context.edge))))
         }
         let v1 = router.group(RouterPath(API.version))
         v1.post("register") { request, context -> Response in
@@ -239,10 +245,11 @@ public struct CloudService: Sendable {
         return request
     }
 
-    /// The `/metrics` page (Prometheus text format 0.0.4).
-    public func prometheusText() async throws -> String {
+    /// The `/metrics` page (Prometheus text format 0.0.4): every edge's series, or `only` one
+    /// edge's (without the service-wide counters).
+    public func prometheusText(only: String? = nil) async throws -> String {
         var edges: [String: EdgeGauges] = [:]
-        for edge in try await store.edgeNames() {
+        for edge in try await store.edgeNames() where only == nil || edge == only {
             let uploads = try await store.uploads(edge: edge)
             edges[edge] = EdgeGauges(
                 storedBytes: uploads.map(\.storedBytes).reduce(0, +),
@@ -251,7 +258,7 @@ public struct CloudService: Sendable {
                 bytesPerSecond: try await store.latestBandwidth(edge: edge, minimumBytes: Self.bandwidthReportMinimumBytes)?.bytesPerSecond,
                 training: try await store.training(edge: edge))
         }
-        return await metrics.prometheusText(gauges: edges)
+        return await metrics.prometheusText(gauges: edges, only: only)
     }
 }
 
@@ -287,20 +294,30 @@ struct ErrorBodies: RouterMiddleware {
     }
 }
 
-/// Requires `Authorization: Bearer <token>` of a known edge on every route but `/health`;
-/// without it the answer is 401 and the handler never runs (nothing is read or stored).
+/// Requires `Authorization: Bearer <token>` of a known edge on every route but `/health` (the
+/// operator's credential, if one is set, on `operatorPaths` only); without it the answer is 401
+/// and the handler never runs (nothing is read or stored).
 struct EdgeAuthentication: RouterMiddleware {
     typealias Context = CloudRequestContext
     let store: any UploadStore
     let metrics: ServiceMetrics
     /// Paths that need no credential.
     let open: Set<String>
+    /// SHA-256 (hex) of the operator's credential, valid on `operatorPaths` (with no edge in the context).
+    var operatorTokenSHA256: String? = nil
+    var operatorPaths: Set<String> = []
 
     func handle(_ input: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if open.contains(input.uri.path) { return try await next(input, context) }
-        guard let header = input.headers[.authorization], header.hasPrefix("Bearer "),
-              case let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces), !token.isEmpty,
-              let edge = try await store.edge(tokenSHA256: SHA256.hex(Array(token.utf8))) else {
+        let presented = input.headers[.authorization].flatMap { header -> String? in
+            guard header.hasPrefix("Bearer ") else { return nil }
+            let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+            return token.isEmpty ? nil : SHA256.hex(Array(token.utf8))
+        }
+        if let presented, presented == operatorTokenSHA256, operatorPaths.contains(input.uri.path) {
+            return try await next(input, context)
+        }
+        guard let presented, let edge = try await store.edge(tokenSHA256: presented) else {
             await metrics.unauthorized()
             throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer realm=\"cdc\""],
                             message: "a valid edge credential is required (Authorization: Bearer <token> from `cdc cloud add-edge`)")

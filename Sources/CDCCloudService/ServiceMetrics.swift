@@ -41,7 +41,7 @@ public actor ServiceMetrics {
     /// Bytes of part and decoder bodies received from `edge` since start (duplicates included).
     public func bytesReceived(edge: String) -> Int { edges[edge]?.bytesReceived ?? 0 }
 
-    func prometheusText(gauges: [String: EdgeGauges]) -> String {
+    func prometheusText(gauges: [String: EdgeGauges], only: String? = nil) -> String {
         var out = ""
         func family(_ name: String, _ type: String, _ help: String, _ samples: [(String, Double)]) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
@@ -49,7 +49,7 @@ public actor ServiceMetrics {
                 out += "\(name){edge=\"\(edge)\"} \(v.rounded() == v && abs(v) < 1e15 ? String(Int(v)) : String(v))\n"
             }
         }
-        let names = Set(edges.keys).union(gauges.keys)
+        let names = Set(edges.keys).union(gauges.keys).filter { only == nil || $0 == only }
         func counter(_ f: (Counters) -> Int) -> [(String, Double)] { names.map { ($0, Double(f(edges[$0] ?? Counters()))) } }
         family("cdc_received_bytes_total", "counter", "Bytes of part and decoder bodies received since the service started, retries included.",
                counter(\.bytesReceived))
@@ -71,8 +71,10 @@ public actor ServiceMetrics {
                gauges.compactMap { g in g.value.training.map { (g.key, $0.accuracy) } })
         family("cdc_training_converged", "gauge", "1 when the cloud classifier has converged on the current data.",
                gauges.compactMap { g in g.value.training.map { (g.key, $0.converged ? 1 : 0) } })
-        out += "# HELP cdc_unauthorized_requests_total Requests refused for a missing or unknown credential.\n"
-        out += "# TYPE cdc_unauthorized_requests_total counter\ncdc_unauthorized_requests_total \(unauthorizedCount)\n"
+        if only == nil {
+            out += "# HELP cdc_unauthorized_requests_total Requests refused for a missing or unknown credential.\n"
+            out += "# TYPE cdc_unauthorized_requests_total counter\ncdc_unauthorized_requests_total \(unauthorizedCount)\n"
+        }
         return out
     }
 }

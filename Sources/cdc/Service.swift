@@ -42,11 +42,18 @@ struct CloudServe: AsyncParsableCommand {
     @Option(help: "Seconds the operator allows for one upload of an edge's dataset: the mask policy picks the clearest m that fits.")
     var timeBudget: Double = 600
     @Option(help: "Largest part body accepted (bytes).") var maxPartBytes = API.defaultMaxPartBytes
+    @Option(help: "The operator's credential for /metrics with every edge's series (for Prometheus); default: the environment variable CDC_METRICS_TOKEN. An edge's own token reads only its own series.")
+    var metricsToken: String?
 
     mutating func run() async throws {
         guard timeBudget > 0, maxPartBytes > 0 else { throw ValidationError("--time-budget and --max-part-bytes must be positive") }
+        let operatorToken = metricsToken ?? ProcessInfo.processInfo.environment["CDC_METRICS_TOKEN"]
+        if let t = operatorToken, t.count < 16 {
+            throw ValidationError("the metrics credential must be at least 16 characters (e.g. `openssl rand -hex 32`)")
+        }
         let s = try await SQLiteUploadStore.open(path: store)
-        let service = CloudService(store: s, policy: MaskPolicy(timeBudget: timeBudget), maxPartBytes: maxPartBytes)
+        let service = CloudService(store: s, policy: MaskPolicy(timeBudget: timeBudget), maxPartBytes: maxPartBytes,
+                                   metricsToken: operatorToken)
         let path = store
         let app = service.application(host: host, port: port) { channel in
             // One line on stdout that scripts wait for.

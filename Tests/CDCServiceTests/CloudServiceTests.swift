@@ -16,7 +16,7 @@ import Testing
 
 /// Runs `body` with a fresh store in a temporary directory, a service on it with one edge
 /// ("edge-1") and its token; the store is closed afterwards, whatever happens.
-func withService(budget: Double = 60, maxPartBytes: Int = API.defaultMaxPartBytes,
+func withService(budget: Double = 60, maxPartBytes: Int = API.defaultMaxPartBytes, metricsToken: String? = nil,
                  _ body: (CloudService, SQLiteUploadStore, String) async throws -> Void) async throws {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cdc-service-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -24,7 +24,8 @@ func withService(budget: Double = 60, maxPartBytes: Int = API.defaultMaxPartByte
     let store = try await SQLiteUploadStore.open(path: dir.appendingPathComponent("cloud.db").path)
     do {
         let token = try await CloudService.addEdge(name: "edge-1", to: store)
-        try await body(CloudService(store: store, policy: MaskPolicy(timeBudget: budget), maxPartBytes: maxPartBytes), store, token)
+        try await body(CloudService(store: store, policy: MaskPolicy(timeBudget: budget), maxPartBytes: maxPartBytes,
+                                        metricsToken: metricsToken), store, token)
     } catch {
         try await store.close()
         throw error
@@ -87,6 +88,33 @@ func storedContainer(_ store: SQLiteUploadStore, _ status: UploadStatus) async t
                 #expect(try await client.execute(uri: "/v1/no-such-route", method: .get, headers: auth(token)).status == .notFound)
             }
             #expect(try await store.uploads(edge: "edge-1").isEmpty)
+        }
+    }
+
+    /// An edge reads only its own metrics; the operator's credential reads every edge's and
+    /// nothing else.
+    @Test func metricsAreScopedToTheCredential() async throws {
+        let operatorToken = "operator-" + CloudService.newToken()
+        try await withService(metricsToken: operatorToken) { service, store, token in
+            let other = try await CloudService.addEdge(name: "edge-2", to: store)
+            let app = Application(router: service.router())
+            try await app.test(.router) { client in
+                _ = try await client.execute(uri: "/v1/mask", method: .get, headers: auth(token))
+                _ = try await client.execute(uri: "/v1/mask", method: .get, headers: auth(other))
+                let own = String(buffer: try await client.execute(uri: "/metrics", method: .get, headers: auth(token)).body)
+                #expect(own.contains("cdc_requested_mask{edge=\"edge-1\"}"))
+                #expect(!own.contains("edge-2"))
+                #expect(!own.contains("cdc_unauthorized_requests_total"))
+                let all = try await client.execute(uri: "/metrics", method: .get, headers: auth(operatorToken))
+                #expect(all.status == .ok)
+                let text = String(buffer: all.body)
+                #expect(text.contains("cdc_requested_mask{edge=\"edge-1\"}") && text.contains("cdc_requested_mask{edge=\"edge-2\"}"))
+                #expect(text.contains("cdc_unauthorized_requests_total"))
+                // The operator's credential opens /metrics only.
+                #expect(try await client.execute(uri: "/v1/mask", method: .get, headers: auth(operatorToken)).status == .unauthorized)
+                #expect(try await client.execute(uri: "/v1/uploads", method: .post, headers: auth(operatorToken),
+                                                 body: ByteBuffer(string: "{}")).status == .unauthorized)
+            }
         }
     }
 
