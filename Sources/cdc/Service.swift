@@ -47,7 +47,7 @@ struct CloudServe: AsyncParsableCommand {
 
     mutating func run() async throws {
         guard timeBudget > 0, maxPartBytes > 0 else { throw ValidationError("--time-budget and --max-part-bytes must be positive") }
-        let operatorToken = metricsToken ?? ProcessInfo.processInfo.environment["CDC_METRICS_TOKEN"]
+        let operatorToken = (metricsToken ?? ProcessInfo.processInfo.environment["CDC_METRICS_TOKEN"]).flatMap { $0.isEmpty ? nil : $0 }
         if let t = operatorToken, t.count < 16 {
             throw ValidationError("the metrics credential must be at least 16 characters (e.g. `openssl rand -hex 32`)")
         }
