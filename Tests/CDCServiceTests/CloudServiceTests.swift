@@ -14,23 +14,30 @@ import Testing
 
 // MARK: Fixtures
 
+/// Runs `body` with a fresh temporary directory (named `prefix-<uuid>`), removed afterwards.
+func withTemporaryDirectory<T>(_ prefix: String, _ body: (URL) async throws -> T) async throws -> T {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    return try await body(dir)
+}
+
 /// Runs `body` with a fresh store in a temporary directory, a service on it with one edge
 /// ("edge-1") and its token; the store is closed afterwards, whatever happens.
 func withService(budget: Double = 60, maxPartBytes: Int = API.defaultMaxPartBytes, metricsToken: String? = nil,
                  _ body: (CloudService, SQLiteUploadStore, String) async throws -> Void) async throws {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cdc-service-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: dir) }
-    let store = try await SQLiteUploadStore.open(path: dir.appendingPathComponent("cloud.db").path)
-    do {
-        let token = try await CloudService.addEdge(name: "edge-1", to: store)
-        try await body(CloudService(store: store, policy: MaskPolicy(timeBudget: budget), maxPartBytes: maxPartBytes,
+    try await withTemporaryDirectory("cdc-service") { dir in
+        let store = try await SQLiteUploadStore.open(path: dir.appendingPathComponent("cloud.db").path)
+        do {
+            let token = try await CloudService.addEdge(name: "edge-1", to: store)
+            try await body(CloudService(store: store, policy: MaskPolicy(timeBudget: budget), maxPartBytes: maxPartBytes,
                                         metricsToken: metricsToken), store, token)
-    } catch {
+        } catch {
+            try await store.close()
+            throw error
+        }
         try await store.close()
-        throw error
     }
-    try await store.close()
 }
 
 /// A labelled container of `count` random samples at mask `mask` (latent 4×2×2) and the
