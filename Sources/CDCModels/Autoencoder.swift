@@ -7,11 +7,15 @@ public final class CDCAutoencoder: Module {
     public let encoder: Sequential
     public let quantizer: Quantizer
     public let decoder: Sequential
+    /// The architecture's name (`cdc-ae`, `cdc-ae-wide`, `cdc-ae-1d`): what a decoder file
+    /// names so that the cloud rebuilds the same layers.
+    public let architecture: String
 
-    public init(encoder: Sequential, decoder: Sequential, mask: Int) {
+    public init(encoder: Sequential, decoder: Sequential, mask: Int, architecture: String = "cdc-ae") {
         self.encoder = encoder
         self.quantizer = Quantizer(mask: mask)
         self.decoder = decoder
+        self.architecture = architecture
     }
 
     public override func forward(_ x: Tensor) -> Tensor { decoder(quantizer(encoder(x))) }
@@ -46,6 +50,24 @@ extension CDCAutoencoder {
             mask: mask)
     }
 
+    /// `cdc-ae-wide` (not in the spec; swift-cdc's own): the same latent (K×H/4×W/4, so the same
+    /// quantizer, rates and containers) with twice the channels and one more 3×3 layer at the
+    /// latent's resolution on each side; about 7× the spec model's FLOPs. `cdc-ae`'s small
+    /// decoder caps the reconstruction quality at any rate (fixed-length m = 0, 5 bpp, restores
+    /// data a classifier is less accurate on than JPEG's at 2 bpp); this one is for high rates.
+    public static func imageWide(channels: Int = 1, mask: Int = 4, latentChannels k: Int = 16) -> CDCAutoencoder {
+        CDCAutoencoder(
+            encoder: Sequential(Conv2d(channels, 64, kernelSize: 5, stride: 2, padding: 2), lrelu(),
+                                Conv2d(64, 128, kernelSize: 5, stride: 2, padding: 2), lrelu(),
+                                Conv2d(128, 128, kernelSize: 3, stride: 1, padding: 1), lrelu(),
+                                Conv2d(128, k, kernelSize: 3, stride: 1, padding: 1), Tanh()),
+            decoder: Sequential(ConvTranspose2d(k, 128, kernelSize: 3, stride: 1, padding: 1), lrelu(),
+                                ConvTranspose2d(128, 128, kernelSize: 3, stride: 1, padding: 1), lrelu(),
+                                ConvTranspose2d(128, 64, kernelSize: 4, stride: 2, padding: 1), lrelu(),
+                                ConvTranspose2d(64, channels, kernelSize: 4, stride: 2, padding: 1)),
+            mask: mask, architecture: ImageAutoencoder.wide.rawValue)
+    }
+
     /// `cdc-ae-1d`: 1×L → K×L/16 latent → 1×L.
     public static func audio(mask: Int = 4, latentChannels k: Int = 16) -> CDCAutoencoder {
         CDCAutoencoder(
@@ -55,7 +77,23 @@ extension CDCAutoencoder {
             decoder: Sequential(ConvTranspose1d(k, 64, kernelSize: 3, stride: 1, padding: 1), lrelu(),
                                 ConvTranspose1d(64, 32, kernelSize: 8, stride: 4, padding: 2), lrelu(),
                                 ConvTranspose1d(32, 1, kernelSize: 8, stride: 4, padding: 2)),
-            mask: mask)
+            mask: mask, architecture: "cdc-ae-1d")
+    }
+}
+
+/// The image autoencoders an edge can train, by name.
+public enum ImageAutoencoder: String, CaseIterable, Codable, Sendable {
+    /// The spec's `cdc-ae` (the paper's lightweight AE; the default).
+    case spec = "cdc-ae"
+    /// `cdc-ae-wide`: same latent, wider and deeper (``CDCAutoencoder/imageWide(channels:mask:latentChannels:)``).
+    case wide = "cdc-ae-wide"
+
+    /// A freshly initialised autoencoder of this architecture.
+    public func make(channels: Int = 1, mask: Int = 4) -> CDCAutoencoder {
+        switch self {
+        case .spec: return CDCAutoencoder.image(channels: channels, mask: mask)
+        case .wide: return CDCAutoencoder.imageWide(channels: channels, mask: mask)
+        }
     }
 }
 

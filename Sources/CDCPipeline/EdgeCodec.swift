@@ -30,7 +30,8 @@ public enum EdgeCodec {
             }
         }
         return try SafetensorsFile(tensors: tensors, metadata: [
-            "model": "cdc-ae decoder", "channels": "\(channels)", "mask": "\(ae.quantizer.mask)",
+            "model": "cdc-ae decoder", "architecture": ae.architecture, "channels": "\(channels)",
+            "mask": "\(ae.quantizer.mask)",
         ]).encoded()
     }
 
@@ -42,7 +43,13 @@ public enum EdgeCodec {
               let m = file.metadata["mask"].flatMap(Int.init), (0...4).contains(m), c >= 1 else {
             throw PipelineError("not a cdc-ae decoder file (metadata \(file.metadata))")
         }
-        let ae = CDCAutoencoder.image(channels: c, mask: m)
+        // Files written before the architecture was named are the spec's cdc-ae.
+        let name = file.metadata["architecture"] ?? ImageAutoencoder.spec.rawValue
+        guard let architecture = ImageAutoencoder(rawValue: name) else {
+            throw PipelineError("decoder file names an unknown architecture '\(name)' (known: "
+                                + ImageAutoencoder.allCases.map(\.rawValue).joined(separator: ", ") + ")")
+        }
+        let ae = architecture.make(channels: c, mask: m)
         try Checkpoint.load(file.tensors, into: ae.decoder)
         return ae.eval()
     }

@@ -20,10 +20,12 @@ public struct EdgeConfig: Codable, Sendable, Equatable {
     public var learnedPrior = false
     /// Weight λ of the rate term R (bits per pixel position) in the AE's loss; needs `learnedPrior`.
     public var rateWeight: Float = 0
+    /// The autoencoder's architecture: the spec's `cdc-ae` (default) or `cdc-ae-wide`.
+    public var autoencoder = ImageAutoencoder.spec
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case mask, alpha, guidance, epochs, batchSize, learningRate, seed, learnedPrior, rateWeight
+        case mask, alpha, guidance, epochs, batchSize, learningRate, seed, learnedPrior, rateWeight, autoencoder
     }
 
     /// Reads configurations written before the prior existed too (missing keys keep their defaults).
@@ -38,6 +40,7 @@ public struct EdgeConfig: Codable, Sendable, Equatable {
         seed = try c.decode(UInt64.self, forKey: .seed)
         learnedPrior = try c.decodeIfPresent(Bool.self, forKey: .learnedPrior) ?? false
         rateWeight = try c.decodeIfPresent(Float.self, forKey: .rateWeight) ?? 0
+        autoencoder = try c.decodeIfPresent(ImageAutoencoder.self, forKey: .autoencoder) ?? .spec
     }
 }
 
@@ -69,7 +72,7 @@ public final class EdgeSession {
         self.config = config
         self.channels = channels; self.height = height; self.width = width; self.classes = classes
         (autoencoder, classifier) = GlobalRandom.withSeed(config.seed) {
-            (CDCAutoencoder.image(channels: channels, mask: config.mask),
+            (config.autoencoder.make(channels: channels, mask: config.mask),
              ElementaryClassifier.image(channels: channels, height: height, width: width, classes: classes))
         }
         prior = config.learnedPrior || config.rateWeight > 0 ? FactorizedPrior(channels: 16) : nil
@@ -135,7 +138,7 @@ public final class EdgeSession {
     public func save(to dir: URL) throws {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         try Checkpoint.save(autoencoder, to: dir.appendingPathComponent("ae.safetensors"),
-                            metadata: ["model": "cdc-ae", "mask": "\(config.mask)"])
+                            metadata: ["model": config.autoencoder.rawValue, "mask": "\(config.mask)"])
         try Checkpoint.save(classifier, to: dir.appendingPathComponent("ec.safetensors"), metadata: ["model": "cdc-ec"])
         try OptimizerState.save(trainer.aeOptimizer, to: dir.appendingPathComponent("ae.optimizer.safetensors"))
         try OptimizerState.save(trainer.ecOptimizer, to: dir.appendingPathComponent("ec.optimizer.safetensors"))

@@ -4,7 +4,7 @@ import Foundation
 /// Tables 1–2), `plot.svg` (accuracy against bits per pixel) and `timings.json`.
 public enum ExperimentReport {
     static let columns = ["method", "mask", "alpha", "quality", "seed", "bpp", "bpp_payload", "uplink_bytes", "raw_bytes",
-                          "bandwidth_reduction", "accuracy", "accuracy_raw_test", "accuracy_loss", "accuracy_validation", "rate_weight", "sweep", "seconds"]
+                          "bandwidth_reduction", "accuracy", "accuracy_raw_test", "accuracy_loss", "accuracy_validation", "rate_weight", "sweep", "seconds", "autoencoder"]
 
     public static func csv(_ rows: [ExperimentRow]) -> String {
         var s = columns.joined(separator: ",") + "\n"
@@ -16,7 +16,7 @@ public enum ExperimentReport {
                 String(format: "%.4f", r.accuracy), String(format: "%.4f", r.accuracyRawTest), String(format: "%.4f", r.accuracyLoss),
                 r.accuracyValidation.flatMap { $0.isNaN ? nil : String(format: "%.4f", $0) } ?? "",
                 r.rateWeight.map { String(format: "%g", $0) } ?? "", r.sweep ? "1" : "0",
-                String(format: "%.1f", r.seconds),
+                String(format: "%.1f", r.seconds), r.autoencoder ?? "",
             ]
             s += fields.joined(separator: ",") + "\n"
         }
@@ -56,6 +56,7 @@ public enum ExperimentReport {
                                     seconds: try optional("seconds") { Double($0) } ?? 0)
             row.rateWeight = try optional("rate_weight") { Float($0) }
             row.sweep = try optional("sweep") { Int($0) } == 1
+            row.autoencoder = try optional("autoencoder") { $0 }   // absent in older files: the spec's cdc-ae
             return row
         }
     }
@@ -81,9 +82,21 @@ public enum ExperimentReport {
         try Data(svg(rows).utf8).write(to: dir.appendingPathComponent("plot.svg"), options: .atomic)
     }
 
+    /// A row's autoencoder when it is not the spec's `cdc-ae` (rows without one, and rows of
+    /// files written before the column existed, used the spec's).
+    static func nonSpecAutoencoder(_ r: ExperimentRow) -> String? {
+        r.autoencoder.flatMap { $0 == "cdc-ae" || $0.isEmpty ? nil : $0 }
+    }
+
     /// Mean, spread (max − min) and count of the test accuracy of rows that differ only by seed.
     public struct Group: Sendable {
         public var method: String, mask: Int?, alpha: Float?, quality: Int?, rateWeight: Float?
+        /// The edge autoencoder when it is not the spec's `cdc-ae` (nil: cdc-ae, or not an edge row).
+        public var autoencoder: String? = nil
+        /// Whether the rows used a model other than the spec's `cdc-ae`.
+        public var isNonSpec: Bool { autoencoder != nil }
+        /// `method`, with the autoencoder when it is not the spec's (`cdc-coded (cdc-ae-wide)`).
+        public var label: String { isNonSpec ? "\(method) (\(autoencoder!))" : method }
         public var bpp: Double, bppPayload: Double, bandwidthReduction: Double
         public var mean: Float, spread: Float, count: Int, meanLoss: Float
     }
@@ -93,22 +106,22 @@ public enum ExperimentReport {
     public static func groups(_ rows: [ExperimentRow]) -> [Group] {
         let rank = ["raw": 0, "cdc": 1, "ae": 2, "cdc-coded": 3, "ae-coded": 4]
         return ungroupedOrder(rows).sorted {
-            (rank[$0.method] ?? 5, $0.method, $0.mask ?? -1, $0.rateWeight ?? -1, $0.quality ?? -1)
-                < (rank[$1.method] ?? 5, $1.method, $1.mask ?? -1, $1.rateWeight ?? -1, $1.quality ?? -1)
+            (rank[$0.method] ?? 5, $0.method, $0.autoencoder ?? "", $0.mask ?? -1, $0.rateWeight ?? -1, $0.quality ?? -1)
+                < (rank[$1.method] ?? 5, $1.method, $1.autoencoder ?? "", $1.mask ?? -1, $1.rateWeight ?? -1, $1.quality ?? -1)
         }
     }
 
     static func ungroupedOrder(_ rows: [ExperimentRow]) -> [Group] {
         var order: [String] = [], members: [String: [ExperimentRow]] = [:]
         for r in rows where !r.sweep {
-            let key = "\(r.method)|\(r.mask ?? -1)|\(r.alpha ?? -1)|\(r.quality ?? -1)|\(r.rateWeight ?? -1)"
+            let key = "\(r.method)|\(r.mask ?? -1)|\(r.alpha ?? -1)|\(r.quality ?? -1)|\(r.rateWeight ?? -1)|\(nonSpecAutoencoder(r) ?? "")"
             if members[key] == nil { order.append(key) }
             members[key, default: []].append(r)
         }
         return order.map { key in
             let g = members[key]!, acc = g.map(\.accuracy), k = Double(g.count)
             return Group(method: g[0].method, mask: g[0].mask, alpha: g[0].alpha, quality: g[0].quality, rateWeight: g[0].rateWeight,
-                         bpp: g.map(\.bpp).reduce(0, +) / k, bppPayload: g.map(\.bppPayload).reduce(0, +) / k,
+                         autoencoder: nonSpecAutoencoder(g[0]), bpp: g.map(\.bpp).reduce(0, +) / k, bppPayload: g.map(\.bppPayload).reduce(0, +) / k,
                          bandwidthReduction: g.map { Double($0.rawBytes) / Double(max($0.uplinkBytes, 1)) }.reduce(0, +) / k,
                          mean: acc.reduce(0, +) / Float(k), spread: (acc.max() ?? 0) - (acc.min() ?? 0), count: g.count,
                          meanLoss: g.map(\.accuracyLoss).reduce(0, +) / Float(k))
@@ -122,10 +135,13 @@ public enum ExperimentReport {
 
     /// CDC at the highest mask within 1.5 pp of raw; CDC's loss below the plain AE's at every m by
     /// more than the spread over seeds; the paper's "AE loses at least twice as much as CDC".
+    /// The paper's claims are checked on the spec's `cdc-ae` rows only; the coding claims on every
+    /// coded CDC row (swift-cdc's codec, whatever its autoencoder).
     public static func claims(_ rows: [ExperimentRow], codecTargets: [Double] = [0.5, 1, 2]) -> [Claim] {
         let gs = groups(rows)
-        let cdc = Dictionary(gs.filter { $0.method == "cdc" }.map { ($0.mask ?? -1, $0) }, uniquingKeysWith: { a, _ in a })
-        let ae = Dictionary(gs.filter { $0.method == "ae" }.map { ($0.mask ?? -1, $0) }, uniquingKeysWith: { a, _ in a })
+        let spec = gs.filter { !$0.isNonSpec }
+        let cdc = Dictionary(spec.filter { $0.method == "cdc" }.map { ($0.mask ?? -1, $0) }, uniquingKeysWith: { a, _ in a })
+        let ae = Dictionary(spec.filter { $0.method == "ae" }.map { ($0.mask ?? -1, $0) }, uniquingKeysWith: { a, _ in a })
         var out: [Claim] = []
         if let m = cdc.keys.max(), let g = cdc[m] {
             out.append(Claim(statement: "CDC at m = \(m) loses at most 1.5 pp against raw data", holds: g.meanLoss <= 0.015,
@@ -163,7 +179,7 @@ public enum ExperimentReport {
         var out: [Claim] = []
         let coded = gs.filter { $0.method == "cdc-coded" }
         guard !coded.isEmpty else { return out }
-        if let fixed = gs.first(where: { $0.method == "cdc" && $0.mask == 4 }) {
+        if let fixed = gs.first(where: { $0.method == "cdc" && $0.mask == 4 && !$0.isNonSpec }) {
             let matching = coded.filter { $0.mean >= fixed.mean - 0.003 }
             if let best = matching.min(by: { $0.bpp < $1.bpp }) {
                 let saving = 1 - best.bpp / fixed.bpp
@@ -171,7 +187,8 @@ public enum ExperimentReport {
                                  holds: saving >= 0.3,
                                  evidence: String(format: "fixed %.3f bpp at %.2f%%; coded %.3f bpp at %.2f%% (%@): %.0f%% smaller",
                                                   fixed.bpp, 100 * fixed.mean, best.bpp, 100 * best.mean,
-                                                  "m = \(best.mask ?? 4)" + (best.rateWeight.map { String(format: ", λ = %g", $0) } ?? ""),
+                                                  "m = \(best.mask ?? 4)" + (best.rateWeight.map { String(format: ", λ = %g", $0) } ?? "")
+                                                      + (best.isNonSpec ? ", \(best.autoencoder!)" : ""),
                                                   100 * saving)))
             } else {
                 out.append(Claim(statement: "At the accuracy of fixed-length CDC at m = 4 (within 0.3 pp) the entropy-coded uplink is at least 30% smaller",
@@ -189,8 +206,9 @@ public enum ExperimentReport {
                     parts.append(String(format: "%g bpp: no coded CDC row fits", t))
                     continue
                 }
-                let mine = String(format: "%g bpp: CDC %.2f%% (%.3f bpp, m = %d%@)", t, 100 * cdc.mean, cdc.bpp, cdc.mask ?? 4,
-                                  cdc.rateWeight.map { String(format: ", λ = %g", $0) } ?? "")
+                let mine = String(format: "%g bpp: CDC %.2f%% (%.3f bpp, m = %d%@%@)", t, 100 * cdc.mean, cdc.bpp, cdc.mask ?? 4,
+                                  cdc.rateWeight.map { String(format: ", λ = %g", $0) } ?? "",
+                                  cdc.isNonSpec ? ", \(cdc.autoencoder!)" : "")
                 let theirs: Double
                 if t < lowest.bpp {
                     parts.append(mine + String(format: " vs %@ none (its lowest rate is %.3f bpp)", name, lowest.bpp))
@@ -218,8 +236,9 @@ public enum ExperimentReport {
         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 
         """
-        for g in groups(rows) {
-            s += "| \(g.method) | \(g.mask.map(String.init) ?? "") | \(g.alpha.map { String(format: "%g", $0) } ?? "") | "
+        let gs = groups(rows)
+        for g in gs {
+            s += "| \(g.label) | \(g.mask.map(String.init) ?? "") | \(g.alpha.map { String(format: "%g", $0) } ?? "") | "
                 + "\(g.rateWeight.map { String(format: "%g", $0) } ?? "") | \(g.quality.map(String.init) ?? "") | \(g.count) | " + String(format: "%.3f | %.3f | %.1f× | %.2f%% | %.2f | %.2f |\n",
                 g.bpp, g.bppPayload, g.bandwidthReduction, 100 * g.mean, 100 * g.spread, 100 * g.meanLoss)
         }
@@ -227,7 +246,12 @@ public enum ExperimentReport {
         s += "bpp (payload): CDC codes alone (5 − m fixed-length; -coded rows: the rANS-coded codes) or JPEG/WebP whole files. "
         s += "λ: weight of the learned prior's rate term. Accuracy: the cloud classifier on the test set "
         s += "passed through the same codec, mean over the runs (seeds); spread: max − min over them (pp); loss against the mean "
-        s += "of the raw-data classifiers.\n"
+        s += "of the raw-data classifiers."
+        if gs.contains(where: \.isNonSpec) {
+            s += " Rows that name an autoencoder (such as cdc-ae-wide, swift-cdc's wider one) did not use the spec's cdc-ae; "
+            s += "the paper's claims below are checked on cdc-ae rows only, the coding claims on every coded CDC row."
+        }
+        s += "\n"
         let sweep = rows.filter { $0.method == "cdc" && $0.mask == config.alphaSweepMask && $0.seed == config.seeds.first }
         if sweep.count > 1 {
             s += "\n### α sweep (m = \(config.alphaSweepMask), seed \(config.seeds.first ?? 0))\n\n"
@@ -250,7 +274,9 @@ public enum ExperimentReport {
 
     /// Accuracy (y) against total-uplink bits per pixel (x, log scale), one series per method.
     public static func svg(_ rows: [ExperimentRow]) -> String {
-        let w = 640.0, h = 420.0, left = 60.0, right = 150.0, top = 20.0, bottom = 50.0
+        // A wider legend when a series names its autoencoder.
+        let named = rows.contains { nonSpecAutoencoder($0) != nil }
+        let w = named ? 700.0 : 640.0, h = 420.0, left = 60.0, right = named ? 210.0 : 150.0, top = 20.0, bottom = 50.0
         let pts = rows.filter { $0.method != "raw" && !$0.sweep }
         let xs = pts.map { log2(max($0.bpp, 1e-3)) }, ys = rows.map { Double($0.accuracy) }
         let x0 = (xs.min() ?? -1) - 0.2, x1 = (xs.max() ?? 3) + 0.2
@@ -285,10 +311,17 @@ public enum ExperimentReport {
             s += "<line x1=\"\(left)\" y1=\"\(y)\" x2=\"\(w - right)\" y2=\"\(y)\" stroke=\"#444\" stroke-dasharray=\"4 3\"/>\n"
         }
         var legendY = top + 10
+        // One series per method and autoencoder (the spec's rows first).
+        var seriesKeys: [(method: String, autoencoder: String?)] = []
         for method in ["cdc", "ae", "cdc-coded", "ae-coded", "jpeg", "webp", "raw"] {
-            let series = gs.filter { $0.method == method && method != "raw" }.sorted { $0.bpp < $1.bpp }
-            guard !series.isEmpty || (method == "raw" && gs.contains { $0.method == "raw" }) else { continue }
-            let c = colors[method] ?? "black"
+            let aes = Set(gs.filter { $0.method == method }.map(\.autoencoder))
+            seriesKeys += aes.sorted { ($0 ?? "") < ($1 ?? "") }.map { (method, $0) }
+        }
+        for (method, autoencoder) in seriesKeys {
+            func inSeries(_ g: Group) -> Bool { g.method == method && g.autoencoder == autoencoder }
+            let series = gs.filter { inSeries($0) && method != "raw" }.sorted { $0.bpp < $1.bpp }
+            guard !series.isEmpty || method == "raw" else { continue }
+            let c = autoencoder == nil ? (colors[method] ?? "black") : (method.hasPrefix("cdc") ? "#8c564b" : "#e377c2")
             if series.count > 1 {
                 let path = series.map { "\(px(log2($0.bpp))),\(py(Double($0.mean)))" }.joined(separator: " ")
                 s += "<polyline points=\"\(path)\" fill=\"none\" stroke=\"\(c)\" stroke-width=\"1.5\"/>\n"
@@ -297,10 +330,10 @@ public enum ExperimentReport {
                 s += "<circle cx=\"\(px(log2(p.bpp)))\" cy=\"\(py(Double(p.mean)))\" r=\"3.5\" fill=\"\(c)\"/>\n"
             }
             // Each seed's run as a small open circle around the mean.
-            for r in pts where r.method == method && !r.sweep {
+            for r in pts where r.method == method && !r.sweep && nonSpecAutoencoder(r) == autoencoder {
                 s += "<circle cx=\"\(px(log2(r.bpp)))\" cy=\"\(py(Double(r.accuracy)))\" r=\"2\" fill=\"none\" stroke=\"\(c)\" stroke-opacity=\"0.6\"/>\n"
             }
-            let name = method == "raw" ? "raw data (dashed)" : method.uppercased()
+            let name = method == "raw" ? "raw data (dashed)" : method.uppercased() + (autoencoder.map { " (\($0))" } ?? "")
             s += "<rect x=\"\(w - right + 15)\" y=\"\(legendY - 9)\" width=\"10\" height=\"10\" fill=\"\(c)\"/>"
             s += "<text x=\"\(w - right + 30)\" y=\"\(legendY)\">\(name)</text>\n"
             legendY += 18

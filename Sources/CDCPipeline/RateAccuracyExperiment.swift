@@ -79,6 +79,8 @@ public struct ExperimentRow: Codable, Sendable {
     /// Whether this row belongs to the α sweep only (its α is not the one chosen for the table).
     public var sweep: Bool = false
     public var seconds: Double
+    /// The edge autoencoder of CDC / AE rows (`cdc-ae`, `cdc-ae-wide`); nil for the others.
+    public var autoencoder: String? = nil
 }
 
 /// Runs the rate–accuracy experiment and writes `results.csv`, `results.md`, `plot.svg`
@@ -237,7 +239,7 @@ public final class RateAccuracyExperiment {
         var ec = config.edge
         ec.mask = m; ec.alpha = alpha ?? ec.alpha; ec.guidance = method == "cdc"; ec.seed = seed
         if let rateWeight { ec.learnedPrior = true; ec.rateWeight = rateWeight }
-        let label = "\(method) m=\(m)\(method == "cdc" ? String(format: " α=%g", ec.alpha) : "")"
+        let label = "\(method)\(ec.autoencoder == .spec ? "" : " (\(ec.autoencoder.rawValue))") m=\(m)\(method == "cdc" ? String(format: " α=%g", ec.alpha) : "")"
             + (rateWeight.map { String(format: " λ=%g", $0) } ?? "") + " seed \(seed)"
         let session = EdgeSession(config: ec, channels: train.channels, height: train.height, width: train.width,
                                   classes: train.classes)
@@ -264,12 +266,13 @@ public final class RateAccuracyExperiment {
         let model = try timed("classifier:\(method)") { try trainClassifier(restoredTrain, label: label, seed: seed) }
         let pixels = Double(train.count * train.height * train.width)
         let fixedUplink = trainC.encoded().count + decoder.count
-        let row = ExperimentRow(method: method, mask: m, alpha: method == "cdc" ? ec.alpha : nil, quality: nil, seed: seed,
+        var row = ExperimentRow(method: method, mask: m, alpha: method == "cdc" ? ec.alpha : nil, quality: nil, seed: seed,
                                 bpp: Double(fixedUplink * 8) / pixels, bppPayload: Double(5 - m),
                                 uplinkBytes: fixedUplink, rawBytes: rawBytes, accuracy: CloudClassifier.accuracy(model, on: restoredTest),
                                 accuracyRawTest: CloudClassifier.accuracy(model, on: test), accuracyLoss: 0,
                                 accuracyValidation: restoredVal.map { CloudClassifier.accuracy(model, on: $0) },
                                 seconds: Date().timeIntervalSince(t0))
+        row.autoencoder = ec.autoencoder.rawValue
         guard config.codedRows || rateWeight != nil else { return [row] }
         // The same codes entropy-coded: measured histograms, or the learned prior's tables if it
         // has one and they code smaller.
@@ -306,7 +309,8 @@ public final class RateAccuracyExperiment {
 
     func add(_ row: ExperimentRow) {
         rows.append(row)
-        log(String(format: "→ %@%@: %.3f bpp, accuracy %.2f%% (raw test %.2f%%)%@", row.method,
+        log(String(format: "→ %@%@%@: %.3f bpp, accuracy %.2f%% (raw test %.2f%%)%@", row.method,
+                   row.autoencoder.map { $0 == ImageAutoencoder.spec.rawValue ? "" : " (\($0))" } ?? "",
                    row.mask.map { " m=\($0)" } ?? row.quality.map { " q=\($0)" } ?? "", row.bpp,
                    100 * row.accuracy, 100 * row.accuracyRawTest,
                    row.accuracyValidation.map { $0.isNaN ? "" : String(format: ", validation %.2f%%", 100 * $0) } ?? ""))

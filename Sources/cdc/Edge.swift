@@ -7,6 +7,8 @@ import CDCPipeline
 import CDCTensor
 import Foundation
 
+extension ImageAutoencoder: ExpressibleByArgument {}
+
 /// `cdc edge …`: stage 1 on the edge server.
 struct Edge: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -55,6 +57,8 @@ struct EdgeTrain: ParsableCommand {
     var targetBpp: Double?
     @Option(help: "Images of the calibration subset of --target-bpp.") var calibrationSubset = 2000
     @Option(help: "Epochs of each calibration training.") var calibrationEpochs = 2
+    @Option(help: "Autoencoder: cdc-ae (the spec's, default) or cdc-ae-wide (wider and deeper, same latent; for high rates).")
+    var autoencoder: ImageAutoencoder = .spec
 
     mutating func run() throws {
         try engine.apply()
@@ -72,7 +76,7 @@ struct EdgeTrain: ParsableCommand {
         } else {
             var c = EdgeConfig()
             c.mask = mask; c.alpha = alpha; c.guidance = !noGuidance; c.epochs = epochs; c.batchSize = batch
-            c.learningRate = lr; c.seed = seed
+            c.learningRate = lr; c.seed = seed; c.autoencoder = autoencoder
             c.learnedPrior = learnedPrior || rateWeight > 0; c.rateWeight = rateWeight
             if let target = targetBpp {
                 log(String(format: "rate control: calibrating for %.3f bpp on %d images, %d epochs per trial", target,
@@ -86,7 +90,7 @@ struct EdgeTrain: ParsableCommand {
             session = EdgeSession(config: c, channels: train.channels, height: train.height, width: train.width, classes: train.classes)
         }
         let c = session.config
-        log("training cdc-ae (m=\(c.mask), \(5 - c.mask) bits/latent) + cdc-ec on \(train.count) images "
+        log("training \(c.autoencoder.rawValue) (m=\(c.mask), \(5 - c.mask) bits/latent) + cdc-ec on \(train.count) images "
             + "\(train.height)×\(train.width), batch \(c.batchSize), α=\(c.alpha)\(c.guidance ? "" : ", no guidance"), "
             + (c.learnedPrior ? "learned prior (λ = \(c.rateWeight)), " : "")
             + "\(Engine.threads) threads")

@@ -3,6 +3,7 @@ import CDCCloudService
 import CDCCodec
 import CDCData
 import CDCEdgeClient
+import CDCModels
 import CDCPipeline
 import CDCStore
 import CDCWire
@@ -82,6 +83,8 @@ struct EdgeRun: AsyncParsableCommand {
     @Option(help: "Epochs of stage-1 training when the session does not exist yet.") var epochs = 5
     @Option(help: "Guidance weight α of a new session (see `cdc edge train`).") var alpha: Float = 8
     @Option(help: "Rate weight λ of a new session's learned prior (0: none; see `cdc edge train`).") var rateWeight: Float = 0
+    @Option(help: "Autoencoder of a new session: cdc-ae (the spec's, default) or cdc-ae-wide (see `cdc edge train`).")
+    var autoencoder: ImageAutoencoder = .spec
     @Option(help: "Epochs of fine-tuning when the cloud asks for another mask.") var retuneEpochs = 1
     @Option(help: "Samples per uploaded part.") var samplesPerPart = 1024
     @Option(help: "Parts in flight at once (keeps a long-latency link busy).") var parallel = 4
@@ -114,7 +117,7 @@ struct EdgeRun: AsyncParsableCommand {
             log("loaded session \(session) (m = \(s.config.mask), \(s.epochsDone) of \(s.config.epochs) epochs)")
         } else {
             var c = EdgeConfig()
-            c.epochs = epochs; c.alpha = alpha
+            c.epochs = epochs; c.alpha = alpha; c.autoencoder = autoencoder
             c.learnedPrior = rateWeight > 0; c.rateWeight = rateWeight
             s = EdgeSession(config: c, channels: data.channels, height: data.height, width: data.width, classes: data.classes)
         }

@@ -89,3 +89,23 @@ import Testing
         } }
     }
 }
+
+@Suite struct ImageAutoencoderTests {
+    /// Both architectures map C×H×W to the same K×H/4×W/4 latent and back (so the quantizer,
+    /// containers and rates are shared); the wide one has the parameters its layers imply.
+    @Test(arguments: ImageAutoencoder.allCases)
+    func latentAndOutputShapes(architecture: ImageAutoencoder) {
+        let ae = architecture.make(channels: 3, mask: 2)
+        #expect(ae.architecture == architecture.rawValue && ae.quantizer.mask == 2)
+        let x = Tensor.zeros([2, 3, 12, 16])
+        let z = Autograd.noGrad { ae.encoder(x) }
+        #expect(z.shape == [2, 16, 3, 4])
+        #expect(Autograd.noGrad { ae(x) }.shape == [2, 3, 12, 16])
+        if architecture == .wide {
+            let conv = { (i: Int, o: Int, k: Int) in i * o * k * k + o }
+            let encoder = conv(3, 64, 5) + conv(64, 128, 5) + conv(128, 128, 3) + conv(128, 16, 3)
+            let decoder = conv(16, 128, 3) + conv(128, 128, 3) + conv(128, 64, 4) + conv(64, 3, 4)
+            #expect(ae.encoder.parameterCount == encoder && ae.decoder.parameterCount == decoder)
+        }
+    }
+}

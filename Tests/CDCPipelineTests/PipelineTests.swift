@@ -2,6 +2,7 @@ import CDCCodec
 import CDCData
 import CDCModels
 import CDCNN
+import CDCSafetensors
 import CDCTensor
 import Foundation
 import Testing
@@ -53,6 +54,23 @@ func tempDir() -> URL {
                           resumed.autoencoder.parameters() + resumed.classifier.parameters()) {
             #expect(a.values == b.values)
         }
+    }
+
+    /// The architecture is part of the session: a `cdc-ae-wide` session resumes as one, and a
+    /// configuration written before the field existed reads as the spec's cdc-ae.
+    @Test func autoencoderArchitectureIsSaved() throws {
+        var c = config(); c.autoencoder = .wide
+        let s = EdgeSession(config: c, channels: 1, height: 8, width: 8, classes: 4)
+        s.trainEpoch(toyDataset(count: 32))
+        let dir = tempDir()
+        try s.save(to: dir)
+        let resumed = try EdgeSession.resume(from: dir)
+        #expect(resumed.config.autoencoder == .wide && resumed.autoencoder.architecture == "cdc-ae-wide")
+        #expect(resumed.autoencoder.parameterCount == s.autoencoder.parameterCount)
+        var json = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(config())) as! [String: Any]
+        json["autoencoder"] = nil
+        let old = try JSONDecoder().decode(EdgeConfig.self, from: try JSONSerialization.data(withJSONObject: json))
+        #expect(old.autoencoder == .spec)
     }
 
     @Test func resumeFromNothingIsAClearError() {
@@ -111,6 +129,44 @@ func tempDir() -> URL {
             try EdgeCodec.restore(container, decoder: try EdgeCodec.loadDecoder(d2), channels: 1, height: 8, width: 8)
         }
         #expect(throws: (any Error).self) { try EdgeCodec.loadDecoder([1, 2, 3]) }
+    }
+
+    /// A `cdc-ae-wide` session's decoder file names its architecture; the cloud rebuilds the
+    /// same layers from it and restores what the edge's autoencoder outputs.
+    @Test func wideDecoderRoundTrip() throws {
+        let data = toyDataset(count: 20)
+        var c = EdgeConfig(); c.mask = 2; c.batchSize = 10; c.autoencoder = .wide
+        let s = EdgeSession(config: c, channels: 1, height: 8, width: 8, classes: 4)
+        s.trainEpoch(data)
+        #expect(s.autoencoder.architecture == "cdc-ae-wide")
+        let decoder = try EdgeCodec.decoderFile(s.autoencoder, channels: 1, precision: .float32)
+        #expect(try SafetensorsFile.decode(decoder).metadata["architecture"] == "cdc-ae-wide")
+        let cloud = try EdgeCodec.loadDecoder(decoder)
+        #expect(cloud.architecture == "cdc-ae-wide")
+        #expect(cloud.decoder.parameterCount == s.autoencoder.decoder.parameterCount)
+        let container = try EdgeCodec.compress(s.autoencoder, data, decoderHash: ModelIdentity.hash(decoder))
+        let restored = try EdgeCodec.restore(container, decoder: cloud, channels: 1, height: 8, width: 8)
+        let direct = Autograd.noGrad { s.autoencoder.eval()(Tensor(data.pixels, shape: [20, 1, 8, 8])) }.values.map { min(max($0, 0), 1) }
+        #expect(zip(restored.pixels, direct).map { abs($0 - $1) }.max()! < 1e-5)
+    }
+
+    /// Decoder files written before the architecture was named load as the spec's cdc-ae; an
+    /// unknown architecture is refused with its name.
+    @Test func decoderArchitectureFromTheFile() throws {
+        let spec = CDCAutoencoder.image(channels: 1, mask: 3)
+        var file = try SafetensorsFile.decode(try EdgeCodec.decoderFile(spec, channels: 1))
+        file.metadata["architecture"] = nil
+        #expect(try EdgeCodec.loadDecoder(try file.encoded()).architecture == "cdc-ae")
+        file.metadata["architecture"] = "cdc-ae-huge"
+        do {
+            _ = try EdgeCodec.loadDecoder(try file.encoded())
+            Issue.record("an unknown architecture was accepted")
+        } catch let e as PipelineError {
+            #expect(e.description.contains("cdc-ae-huge"))
+        }
+        // The wide decoder's weights do not fit the spec's layers.
+        file.metadata["architecture"] = "cdc-ae-wide"
+        #expect(throws: (any Error).self) { try EdgeCodec.loadDecoder(try file.encoded()) }
     }
 }
 
@@ -194,6 +250,32 @@ func tempDir() -> URL {
         #expect(back[2].rateWeight == 0.03 && back[1].sweep && back[3].quality == 12 && back[0].mask == nil)
         let broken = ExperimentReport.csv(rows).replacingOccurrences(of: "0.8312", with: "x")
         #expect(throws: PipelineError.self) { try ExperimentReport.rows(fromCSV: broken) }
+    }
+
+    /// Rows of a non-spec autoencoder are grouped and labelled apart, kept through results.csv,
+    /// left out of the paper's claims and counted in the coding claims.
+    @Test func nonSpecAutoencoderRowsStandApart() throws {
+        var wide = row("cdc", 4, 0, 0.95, loss: 0.0)
+        wide.autoencoder = "cdc-ae-wide"
+        var spec = row("cdc", 4, 0, 0.80, loss: 0.05)
+        spec.autoencoder = "cdc-ae"
+        let old = row("cdc", 4, 1, 0.82, loss: 0.03)          // a row of a file without the column
+        let rows = [row("raw", nil, 0, 0.85, loss: 0), spec, old, wide]
+        let gs = ExperimentReport.groups(rows)
+        #expect(gs.count == 3)
+        #expect(gs.contains { $0.label == "cdc" && $0.count == 2 } && gs.contains { $0.label == "cdc (cdc-ae-wide)" && $0.count == 1 })
+        // The spec rows lose 4 pp: the 1.5 pp claim fails although the wide row would pass it.
+        #expect(ExperimentReport.claims(rows).first?.holds == false)
+        let back = try ExperimentReport.rows(fromCSV: ExperimentReport.csv(rows))
+        #expect(back.map(\.autoencoder) == [nil, "cdc-ae", nil, "cdc-ae-wide"])
+        let md = ExperimentReport.markdown(rows, config: ExperimentConfig())
+        #expect(md.contains("| cdc (cdc-ae-wide) | 4 |") && md.contains("checked on cdc-ae rows only"))
+        #expect(ExperimentReport.svg(rows).contains("CDC (cdc-ae-wide)"))
+        // Coding claims count every coded CDC row, naming a non-spec one.
+        var coded = wide
+        coded.method = "cdc-coded"; coded.bpp = 0.5
+        let cs = ExperimentReport.codingClaims(ExperimentReport.groups([spec, coded]))
+        #expect(cs.first?.holds == true && cs.first?.evidence.contains("cdc-ae-wide") == true)
     }
 
     /// Re-rendering a results.csv merged from runs with other seeds measures the losses again
