@@ -29,17 +29,7 @@ public enum ReferenceModel: String, CaseIterable, Sendable {
     /// Parameters and forward FLOPs per sample (FLOPs counted as the PyTorch reference does),
     /// plus encoder/decoder FLOPs for the autoencoders.
     public func summary(audioLength: Int = 8000) -> ModelSummary {
-        let model = make()
-        model.eval()
-        let x = Tensor.zeros([1] + sampleShape(audioLength: audioLength))
-        let flops = FlopCounter.count { _ = model(x) }
-        var s = ModelSummary(name: rawValue, parameters: model.parameterCount, flopsPerSample: flops)
-        if let ae = model as? CDCAutoencoder {
-            s.encoderFlopsPerSample = FlopCounter.count { _ = ae.encoder(x) }
-            let z = Autograd.noGrad { ae.encoder(x) }
-            s.decoderFlopsPerSample = FlopCounter.count { _ = ae.decoder(z) }
-        }
-        return s
+        ModelSummary.of(make(), name: rawValue, sampleShape: sampleShape(audioLength: audioLength))
     }
 }
 
@@ -50,4 +40,19 @@ public struct ModelSummary: Sendable, Codable {
     public var flopsPerSample: Int
     public var encoderFlopsPerSample: Int?
     public var decoderFlopsPerSample: Int?
+
+    /// Parameters and forward FLOPs of `model` on one sample of `sampleShape` (evaluation mode),
+    /// plus encoder/decoder FLOPs for an autoencoder.
+    public static func of(_ model: Module, name: String, sampleShape: [Int]) -> ModelSummary {
+        model.eval()
+        let x = Tensor.zeros([1] + sampleShape)
+        let flops = FlopCounter.count { _ = model(x) }
+        var s = ModelSummary(name: name, parameters: model.parameterCount, flopsPerSample: flops)
+        if let ae = model as? CDCAutoencoder {
+            s.encoderFlopsPerSample = FlopCounter.count { _ = ae.encoder(x) }
+            let z = Autograd.noGrad { ae.encoder(x) }
+            s.decoderFlopsPerSample = FlopCounter.count { _ = ae.decoder(z) }
+        }
+        return s
+    }
 }

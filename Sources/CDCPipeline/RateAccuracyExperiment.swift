@@ -38,6 +38,10 @@ public struct ExperimentConfig: Codable, Sendable {
     /// Seeds: the raw, CDC and AE rows are trained once per seed.
     public var seeds: [UInt64] = [0, 1, 2]
     public var includeBaselines = true
+    /// False skips the raw-data classifiers: for rows to be merged into the `results.csv` of a
+    /// run with the same settings that has them (`cdc experiment report` then measures the
+    /// losses). Optional so that configurations written before it existed still read.
+    public var includeRaw: Bool? = nil
     public init() {
         edge.epochs = 10
         classifier.epochs = 6
@@ -129,7 +133,7 @@ public final class RateAccuracyExperiment {
             + "\(train.channels)×\(train.height)×\(train.width), seeds \(config.seeds.map(String.init).joined(separator: ","))")
 
         // Raw baseline, once per seed: the accuracy every loss is measured against (their mean).
-        for seed in config.seeds {
+        for seed in config.seeds where config.includeRaw ?? true {
             let t0 = Date()
             let (acc, accVal) = try timed("classifier:raw") { () throws -> (Float, Float) in
                 let m = try trainClassifier(train, label: "raw seed \(seed)", seed: seed)

@@ -48,6 +48,8 @@ struct RateAccuracy: ParsableCommand {
     @Option(help: "Masks of the --rate-weights rows, comma-separated (default 4).") var rateMasks: String?
     @Flag(help: "Leave out the entropy-coded twin (histogram rANS) of every CDC and AE row.") var noCodedRows = false
     @Flag(help: "Leave out the plain-AE rows.") var noAe = false
+    @Flag(help: "Skip the raw-data classifiers: for rows to be appended to the results.csv of a run with the same settings that has them, then `cdc experiment report DIR`.")
+    var noRaw = false
     @Option(help: "Autoencoder of every CDC and AE row: cdc-ae (the spec's, default) or cdc-ae-wide (swift-cdc's wider one, marked in the table; the paper's claims are checked on cdc-ae rows only).")
     var autoencoder: ImageAutoencoder = .spec
 
@@ -70,6 +72,7 @@ struct RateAccuracy: ParsableCommand {
         if noBaselines { c.includeBaselines = false }
         if noCodedRows { c.codedRows = false }
         if noAe { c.includeAE = false }
+        if noRaw { c.includeRaw = false }
         c.edge.autoencoder = autoencoder
         if let v = rateMasks { c.rateMasks = try v.split(separator: ",").map { guard let m = Int($0), (0...4).contains(m) else { throw ValidationError("bad mask '\($0)'") }; return m } }
         if let v = rateWeights { c.rateWeights = try v.split(separator: ",").map { guard let a = Float($0), a > 0 else { throw ValidationError("bad λ '\($0)'") }; return a } }

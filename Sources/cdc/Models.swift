@@ -16,10 +16,14 @@ struct Models: ParsableCommand {
 
         func run() throws {
             let summaries = ReferenceModel.allCases.map { $0.summary() }
+            // swift-cdc's own autoencoders besides the spec's (not reference models).
+            let others = ImageAutoencoder.allCases.filter { $0 != .spec }.map {
+                ModelSummary.of($0.make(), name: $0.rawValue, sampleShape: [1, 28, 28])
+            }
             if json {
                 let enc = JSONEncoder()
                 enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try enc.encode(summaries), as: UTF8.self))
+                print(String(decoding: try enc.encode(summaries + others), as: UTF8.self))
                 return
             }
             print("model".padding(toLength: 12, withPad: " ", startingAt: 0) + "      params   FLOPs/sample  input")
@@ -27,6 +31,11 @@ struct Models: ParsableCommand {
                 let shape = m.sampleShape().map(String.init).joined(separator: "×")
                 print(m.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)
                       + String(format: "%12ld %14ld  %@", s.parameters, s.flopsPerSample, shape))
+            }
+            print("not in the spec (`--autoencoder`):")
+            for s in others {
+                print(s.name.padding(toLength: 12, withPad: " ", startingAt: 0)
+                      + String(format: "%12ld %14ld  1×28×28", s.parameters, s.flopsPerSample))
             }
         }
     }

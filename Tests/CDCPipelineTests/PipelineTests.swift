@@ -278,6 +278,24 @@ func tempDir() -> URL {
         #expect(cs.first?.holds == true && cs.first?.evidence.contains("cdc-ae-wide") == true)
     }
 
+    /// A run without the raw-data classifiers (rows to merge into another run's results.csv)
+    /// trains only the edge rows, with the autoencoder it was given, and writes them.
+    @Test func experimentWithoutRawRowsOnToyData() throws {
+        var c = ExperimentConfig()
+        c.trainSubset = 48; c.validation = 8; c.testSubset = 16
+        c.masks = [2]; c.seeds = [3]; c.alphaSweep = []; c.autoAlpha = false
+        c.includeBaselines = false; c.includeAE = false; c.includeRaw = false
+        c.edge.epochs = 1; c.edge.batchSize = 16; c.edge.autoencoder = .wide
+        c.classifier.epochs = 1; c.classifier.batchSize = 16
+        let dir = tempDir()
+        let exp = RateAccuracyExperiment(config: c, out: dir) { _ in }
+        try exp.run(train: toyDataset(count: 64), test: toyDataset(count: 16, seed: 2))
+        #expect(exp.rows.map(\.method) == ["cdc", "cdc-coded"])
+        #expect(exp.rows.allSatisfy { $0.autoencoder == "cdc-ae-wide" && $0.seed == 3 && $0.accuracyLoss == 0 })
+        let back = try ExperimentReport.rows(fromCSV: String(decoding: try Data(contentsOf: dir.appendingPathComponent("results.csv")), as: UTF8.self))
+        #expect(back.count == 2 && back[0].autoencoder == "cdc-ae-wide")
+    }
+
     /// Re-rendering a results.csv merged from runs with other seeds measures the losses again
     /// against the mean of all raw rows and groups the seeds.
     @Test func rerenderMeasuresLossesAgainAndGroupsSeeds() throws {
