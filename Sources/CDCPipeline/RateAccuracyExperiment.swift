@@ -50,7 +50,7 @@ public struct ExperimentConfig: Codable, Sendable {
     /// A configuration that finishes in minutes on 2 cores (a smoke version of the full run).
     public static var quick: ExperimentConfig {
         var c = ExperimentConfig()
-        c.trainSubset = 6000; c.testSubset = 2000; c.validation = 1000
+        c.trainSubset = 5000; c.testSubset = 2000; c.validation = 1000
         c.edge.epochs = 3; c.classifier.epochs = 3
         c.alphaSweep = [8]
         c.codecTargets = [1, 2]
