@@ -1,3 +1,4 @@
+import CDCModels
 import Foundation
 
 /// The files of an experiment: `results.csv`, `results.md` (in the shape of the paper's
@@ -85,7 +86,7 @@ public enum ExperimentReport {
     /// A row's autoencoder when it is not the spec's `cdc-ae` (rows without one, and rows of
     /// files written before the column existed, used the spec's).
     static func nonSpecAutoencoder(_ r: ExperimentRow) -> String? {
-        r.autoencoder.flatMap { $0 == "cdc-ae" || $0.isEmpty ? nil : $0 }
+        r.autoencoder.flatMap { $0 == ImageAutoencoder.spec.rawValue || $0.isEmpty ? nil : $0 }
     }
 
     /// Mean, spread (max − min) and count of the test accuracy of rows that differ only by seed.

@@ -314,7 +314,7 @@ public final class RateAccuracyExperiment {
     func add(_ row: ExperimentRow) {
         rows.append(row)
         log(String(format: "→ %@%@%@: %.3f bpp, accuracy %.2f%% (raw test %.2f%%)%@", row.method,
-                   row.autoencoder.map { $0 == ImageAutoencoder.spec.rawValue ? "" : " (\($0))" } ?? "",
+                   ExperimentReport.nonSpecAutoencoder(row).map { " (\($0))" } ?? "",
                    row.mask.map { " m=\($0)" } ?? row.quality.map { " q=\($0)" } ?? "", row.bpp,
                    100 * row.accuracy, 100 * row.accuracyRawTest,
                    row.accuracyValidation.map { $0.isNaN ? "" : String(format: ", validation %.2f%%", 100 * $0) } ?? ""))
