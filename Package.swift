@@ -14,6 +14,8 @@ let package = Package(
         .library(name: "CDCTensor", targets: ["CDCTensor"]),
         .library(name: "CDCNN", targets: ["CDCNN"]),
         .library(name: "CDCModels", targets: ["CDCModels"]),
+        .library(name: "CDCEdgeAgent", targets: ["CDCEdgeAgent"]),
+        .library(name: "CDCCloudTrainer", targets: ["CDCCloudTrainer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -36,25 +38,27 @@ let package = Package(
         // Tensors, autograd, ops; reference kernels and oneDNN kernels.
         .target(name: "CDCTensor", dependencies: ["CDNNL"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        // Durable atomic file writes and the little-endian byte reader/writer of the binary formats.
+        .target(name: "CDCFileIO", swiftSettings: optimizedInDebug),
         // The safetensors file format, independent of the engine.
-        .target(name: "CDCSafetensors"),
+        .target(name: "CDCSafetensors", dependencies: ["CDCFileIO"]),
         // Modules, layers, losses, optimizers, schedules, checkpoints.
-        .target(name: "CDCNN", dependencies: ["CDCTensor", "CDCSafetensors"]),
+        .target(name: "CDCNN", dependencies: ["CDCTensor", "CDCSafetensors", "CDCFileIO"]),
         // Datasets: IDX (Fashion-MNIST), CIFAR binary, image folders; splits, augmentation.
         .target(name: "CDCData", dependencies: ["CDCTensor", "CZlib", "CPNG", "CTurboJPEG"]),
         // rANS entropy coding of latent symbols in integer arithmetic, with per-channel models.
         .target(name: "CDCEntropy", swiftSettings: optimizedInDebug),
         // The upload container of quantized latent codes (versioned, bit-packed or entropy-coded,
         // CRC per chunk).
-        .target(name: "CDCCodec", dependencies: ["CZlib", "CDCEntropy"], exclude: ["FORMAT.md"],
+        .target(name: "CDCCodec", dependencies: ["CZlib", "CDCEntropy", "CDCFileIO"], exclude: ["FORMAT.md"],
                 swiftSettings: optimizedInDebug),
         // JPEG and WebP as baseline codecs, with honest byte accounting.
-        .target(name: "CDCImageCodecs", dependencies: ["CTurboJPEG", "CWebP"]),
+        .target(name: "CDCImageCodecs", dependencies: ["CTurboJPEG", "CWebP", "CDCFileIO"]),
         // The reference models of shared/spec/reference-models.md and the timed steps.
         .target(name: "CDCModels", dependencies: ["CDCNN"]),
         // The CDC pipeline: edge training sessions, compression, restoration, cloud training,
         // the rate–accuracy experiment.
-        .target(name: "CDCPipeline", dependencies: ["CDCModels", "CDCData", "CDCCodec", "CDCEntropy", "CDCImageCodecs", "CDCSafetensors"]),
+        .target(name: "CDCPipeline", dependencies: ["CDCModels", "CDCData", "CDCCodec", "CDCEntropy", "CDCImageCodecs", "CDCSafetensors", "CDCFileIO"]),
         // What edge and cloud agree on over HTTP: the API's messages, content hashes (SHA-256),
         // the mask policy.
         .target(name: "CDCWire", dependencies: ["CDCCodec"], swiftSettings: optimizedInDebug),
@@ -73,7 +77,14 @@ let package = Package(
             "CDCWire", "CDCCodec", .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
+        // The edge's loop as a library: train or resume stage 1, compress, upload, follow mask
+        // requests, retune.
+        .target(name: "CDCEdgeAgent", dependencies: ["CDCPipeline", "CDCEdgeClient", "CDCWire", "CDCCodec", "CDCData"]),
+        // The cloud's loop as a library: restore uploads from any UploadStore, train, detect
+        // convergence, write progress for the mask policy.
+        .target(name: "CDCCloudTrainer", dependencies: ["CDCPipeline", "CDCStore", "CDCWire", "CDCCodec", "CDCData", "CDCNN"]),
         .executableTarget(name: "cdc", dependencies: [
+            "CDCEdgeAgent", "CDCCloudTrainer", "CDCFileIO",
             "CDCPipeline",
             "CDCModels", "CDCData", "CDCCodec", "CDCImageCodecs",
             "CDCWire", "CDCStore", "CDCCloudService", "CDCEdgeClient",
@@ -81,6 +92,7 @@ let package = Package(
         ]),
         .testTarget(name: "CDCTensorTests", dependencies: ["CDCTensor"]),
         .testTarget(name: "CDCSafetensorsTests", dependencies: ["CDCSafetensors"]),
+        .testTarget(name: "CDCFileIOTests", dependencies: ["CDCFileIO"]),
         .testTarget(name: "CDCNNTests", dependencies: ["CDCNN"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CDCEntropyTests", dependencies: ["CDCEntropy"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CDCCodecTests", dependencies: ["CDCCodec", "CDCEntropy"], resources: [.copy("Fixtures")]),
@@ -92,6 +104,11 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "HTTPTypes", package: "swift-http-types"),
+        ]),
+        .testTarget(name: "CDCLoopTests", dependencies: [
+            "CDCEdgeAgent", "CDCCloudTrainer", "CDCPipeline", "CDCData", "CDCCodec", "CDCWire", "CDCStore", "CDCCloudService", "CDCTensor",
+            "CDCEdgeClient", .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "Hummingbird", package: "hummingbird"),
         ]),
         .testTarget(name: "CDCModelsTests", dependencies: ["CDCModels", "CDCData"],
                     resources: [.copy("Fixtures")]),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The network test (issue 5): the edge in one network namespace, the cloud in another, joined
+# The network test of the services: the edge in one network namespace, the cloud in another, joined
 # by a veth pair whose edge side is shaped with tc (tbf rate) and loses packets at random
 # (iptables statistic DROP); a proxy in the cloud's namespace (scripts/delay-proxy.py) adds
 # 50 ms each way (100 ms round trip), because this kernel has no netem qdisc.

@@ -1,8 +1,9 @@
 // Format version 2 of the latent container: the symbols entropy-coded with rANS under a
-// per-channel model carried in the file. The layout is documented on `LatentContainer` and in
-// FORMAT.md.
+// per-channel model carried in the file. The layout is FORMAT.md's "Layout (version 2:
+// entropy-coded symbols)"; the reader's checks follow its "Reading rules".
 
 import CDCEntropy
+import CDCFileIO
 
 /// How a ``LatentContainer`` writes its symbols.
 ///
@@ -102,17 +103,14 @@ extension LatentContainer {
         bytes.withUnsafeMutableBufferPointer {
             _ = writeHeader($0.baseAddress!, layout, version: Self.codedFormatVersion, flags: Self.entropyCodedFlags)
         }
-        func put(_ v: UInt64, _ width: Int) {
-            for k in 0..<width { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * k))) }
-        }
         func crc(from start: Int) -> UInt32 {
             bytes.withUnsafeBufferPointer { crc32($0.baseAddress! + start, $0.count - start) }
         }
         let serialized = model.serialized()
         let modelStart = bytes.count
-        put(UInt64(serialized.count), 4)
+        LittleEndian.append(UInt32(truncatingIfNeeded: serialized.count), to: &bytes)
         bytes.append(contentsOf: serialized)
-        put(UInt64(crc(from: modelStart)), 4)
+        LittleEndian.append(crc(from: modelStart), to: &bytes)
 
         var codeBytes = 0
         var scratch = [UInt8](repeating: 0, count: min(layout.samplesPerChunk, layout.count) * layout.perSample)
@@ -120,10 +118,12 @@ extension LatentContainer {
             let start = bytes.count
             let n = layout.samples(inChunk: c)
             let first = c * samplesPerChunk
-            put(UInt64(n), 4)
-            for j in 0..<n where layout.labelWidth > 0 { put(UInt64(labels[first + j]), layout.labelWidth) }
+            LittleEndian.append(UInt32(truncatingIfNeeded: n), to: &bytes)
+            for j in 0..<n where layout.labelWidth > 0 {
+                LittleEndian.append(UInt64(truncatingIfNeeded: labels[first + j]), byteCount: layout.labelWidth, to: &bytes)
+            }
             let lengthAt = bytes.count
-            put(0, 4)
+            LittleEndian.append(UInt32(0), to: &bytes)
             let symbolCount = n * layout.perSample
             try symbols.withUnsafeBufferPointer { s in
                 try scratch.withUnsafeMutableBufferPointer { u in
@@ -137,9 +137,9 @@ extension LatentContainer {
             guard length <= Int(UInt32.max) else {
                 throw ContainerError.tooLarge("a coded chunk of \(length) bytes (the format holds at most \(UInt32.max))")
             }
-            for k in 0..<4 { bytes[lengthAt + k] = UInt8(truncatingIfNeeded: length >> (8 * k)) }
+            LittleEndian.store(UInt32(length), into: &bytes, at: lengthAt)
             codeBytes += length
-            put(UInt64(crc(from: start)), 4)
+            LittleEndian.append(crc(from: start), to: &bytes)
         }
         let accounting = ByteAccounting(header: layout.headerSize, model: serialized.count + 8,
                                         labels: layout.count * layout.labelWidth, symbols: codeBytes,
@@ -171,11 +171,11 @@ extension LatentContainer {
         guard length - o >= 4 else {
             throw ContainerError.truncated(what: "model length", offset: o, needed: 4, fileLength: length)
         }
-        let modelLength = Int(load(base + o, 4))
+        let modelLength = Int(LittleEndian.load(UInt32.self, from: base + o))
         guard length - o - 4 >= modelLength, length - o - 4 - modelLength >= 4 else {
             throw ContainerError.truncated(what: "model", offset: o, needed: modelLength + 8, fileLength: length)
         }
-        let storedModelCRC = UInt32(truncatingIfNeeded: load(base + o + 4 + modelLength, 4))
+        let storedModelCRC = LittleEndian.load(UInt32.self, from: base + o + 4 + modelLength)
         let computedModelCRC = crc32(base + o, 4 + modelLength)
         guard storedModelCRC == computedModelCRC else {
             throw ContainerError.modelCRCMismatch(offset: o, stored: storedModelCRC, computed: computedModelCRC)
@@ -204,7 +204,7 @@ extension LatentContainer {
             guard length - o >= head else {
                 throw ContainerError.truncated(what: what, offset: o, needed: head, fileLength: length)
             }
-            let codeLength = Int(load(base + o + 4 + n * w, 4))
+            let codeLength = Int(LittleEndian.load(UInt32.self, from: base + o + 4 + n * w))
             let size = head + codeLength + 4
             guard length - o >= size else {
                 throw ContainerError.truncated(what: what, offset: o, needed: size, fileLength: length)
@@ -238,7 +238,7 @@ extension LatentContainer {
                 for (c, chunk) in chunks.enumerated() {
                     let first = c * layout.samplesPerChunk
                     for j in 0..<chunk.samples where w > 0 {
-                        let label = Int(load(base + chunk.labels + j * w, w))
+                        let label = Int(LittleEndian.load(byteCount: w, from: base + chunk.labels + j * w))
                         guard label < classes else {
                             throw ContainerError.labelOutOfRange(sample: first + j, value: label, classes: classes)
                         }

@@ -1,3 +1,4 @@
+import CDCFileIO
 import CWebP
 
 /// Lossy WebP (VP8) through libwebp, with the file split into container headers and the
@@ -108,7 +109,7 @@ public enum WebP {
         guard n >= 20, file[0..<4].elementsEqual("RIFF".utf8), file[8..<12].elementsEqual("WEBP".utf8) else {
             throw ImageCodecError.malformedFile("not a RIFF/WEBP file")
         }
-        let riffSize = littleEndian32(file, 4)
+        let riffSize = Int(LittleEndian.load(UInt32.self, from: file, at: 4))
         guard riffSize + 8 <= n else {
             throw ImageCodecError.malformedFile("RIFF size \(riffSize) exceeds the file (\(n) bytes)")
         }
@@ -119,7 +120,7 @@ public enum WebP {
         while offset < end {
             guard offset + 8 <= end else { throw ImageCodecError.malformedFile("truncated WebP chunk header") }
             let tag = String(decoding: file[offset..<offset + 4], as: UTF8.self)
-            let size = littleEndian32(file, offset + 4)
+            let size = Int(LittleEndian.load(UInt32.self, from: file, at: offset + 4))
             guard offset + 8 + size <= end else {
                 throw ImageCodecError.malformedFile("WebP chunk '\(tag)' runs past the end")
             }
@@ -131,10 +132,6 @@ public enum WebP {
         }
         guard sawImage else { throw ImageCodecError.malformedFile("WebP file has no VP8/VP8L chunk") }
         return (n - payload, payload)
-    }
-
-    private static func littleEndian32(_ bytes: [UInt8], _ offset: Int) -> Int {
-        Int(bytes[offset]) | Int(bytes[offset + 1]) << 8 | Int(bytes[offset + 2]) << 16 | Int(bytes[offset + 3]) << 24
     }
 
     private static func encodingMessage(_ code: WebPEncodingError) -> String {

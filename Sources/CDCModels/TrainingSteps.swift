@@ -25,7 +25,7 @@ public final class EdgeTrainer {
     /// Weight λ of the rate term (bits per pixel position); 0 leaves the rate out of the loss.
     public var rateWeight: Float
 
-    public init(autoencoder: CDCAutoencoder, classifier: Module, alpha: Float = 48, guidance: Bool = true,
+    public init(autoencoder: CDCAutoencoder, classifier: Module, alpha: Float, guidance: Bool = true,
                 learningRate: Float = 1e-3, prior: FactorizedPrior? = nil, rateWeight: Float = 0,
                 priorLearningRate: Float? = nil) {
         self.autoencoder = autoencoder
@@ -106,18 +106,5 @@ public final class ClassifierTrainer {
         loss.backward()
         optimizer.step()
         return (loss.item, zip(logits.argmaxLastAxis(), labels).filter { $0 == $1 }.count)
-    }
-
-    /// Accuracy of the model in evaluation mode over batches.
-    public static func accuracy(_ model: Module, batches: [(Tensor, [Int])]) -> Float {
-        model.eval()
-        var correct = 0, total = 0
-        Autograd.noGrad {
-            for (x, y) in batches {
-                correct += zip(model(x).argmaxLastAxis(), y).filter { $0 == $1 }.count
-                total += y.count
-            }
-        }
-        return total == 0 ? 0 : Float(correct) / Float(total)
     }
 }

@@ -1,3 +1,4 @@
+import CDCFileIO
 import CDCSafetensors
 import CDCTensor
 import Foundation
@@ -33,8 +34,7 @@ public enum Checkpoint {
         for (name, t) in module.namedParameters() { out[name] = SafetensorsTensor(float32: t.values, shape: t.shape) }
         for (name, b) in module.namedBuffers() { out[name] = SafetensorsTensor(float32: b.tensor.values, shape: b.tensor.shape) }
         for (name, c) in module.namedCounters() {
-            var v = Int64(c.value).littleEndian
-            out[name] = SafetensorsTensor(dtype: .i64, shape: [], data: withUnsafeBytes(of: &v) { Array($0) })
+            out[name] = SafetensorsTensor(dtype: .i64, shape: [], data: LittleEndian.bytes(of: Int64(c.value)))
         }
         return out
     }
@@ -67,11 +67,12 @@ public enum Checkpoint {
                 throw CheckpointError.wrongDType(name: name, expected: "I64", found: s.dtype.rawValue)
             }
             guard s.shape.reduce(1, *) == 1 else { throw CheckpointError.shapeMismatch(name: name, expected: [], found: s.shape) }
-            // Read the integer itself (through Float it would round above 2^24).
-            let value: Int = s.data.withUnsafeBytes { raw in
-                s.dtype == .i64 ? Int(Int64(littleEndian: raw.loadUnaligned(as: Int64.self)))
-                                : Int(Int32(littleEndian: raw.loadUnaligned(as: Int32.self)))
+            guard s.data.count == s.dtype.byteSize else {
+                throw CheckpointError.file("tensor '\(name)': \(s.data.count) bytes for one \(s.dtype.rawValue) value")
             }
+            // Read the integer itself (through Float it would round above 2^24).
+            let value = s.dtype == .i64 ? Int(LittleEndian.load(Int64.self, from: s.data, at: 0))
+                                        : Int(LittleEndian.load(Int32.self, from: s.data, at: 0))
             counterUpdates.append((c, value))
         }
         for (t, v) in floatUpdates { t.assign(Tensor(v, shape: t.shape)) }

@@ -49,14 +49,16 @@ public enum CloudClassifier {
         return training.model
     }
 
-    /// Top-1 accuracy of `model` on `data` (evaluation mode).
-    public static func accuracy(_ model: Module, on data: ImageDataset) -> Float {
+    /// Top-1 accuracy of `model` on `data` (evaluation mode, nothing recorded, batches of 500 in
+    /// order): the project's one accuracy loop. `input` turns each batch of images into what the
+    /// model reads (e.g. through an autoencoder); by default the images themselves.
+    public static func accuracy(_ model: Module, on data: ImageDataset, input: (Tensor) -> Tensor = { $0 }) -> Float {
         model.eval()
         var correct = 0
         Autograd.noGrad {
             for indices in data.batchIndices(size: 500, shuffle: nil) {
                 let (x, y) = data.batch(indices)
-                correct += zip(model(x).argmaxLastAxis(), y).filter { $0 == $1 }.count
+                correct += zip(model(input(x)).argmaxLastAxis(), y).filter { $0 == $1 }.count
             }
         }
         return data.count == 0 ? 0 : Float(correct) / Float(data.count)

@@ -19,9 +19,11 @@ public enum EdgeCodec {
     }
 
     /// The decoder's weights as a safetensors file (names of the decoder `Sequential`:
-    /// `0.weight` … `4.bias`), with what the cloud needs to rebuild it in the metadata.
+    /// `0.weight` … `4.bias`), with what the cloud needs to rebuild it in the metadata: the
+    /// architecture, the mask, and the image shape (channels; height and width when given), so
+    /// that the cloud restores images without being told their size.
     /// Floating-point tensors are stored at `precision`; counters stay I64.
-    public static func decoderFile(_ ae: CDCAutoencoder, channels: Int,
+    public static func decoderFile(_ ae: CDCAutoencoder, channels: Int, height: Int? = nil, width: Int? = nil,
                                    precision: DecoderPrecision = .float16) throws -> [UInt8] {
         var tensors = Checkpoint.stateDict(ae.decoder)
         if precision == .float16 {
@@ -29,10 +31,10 @@ public enum EdgeCodec {
                 tensors[name] = SafetensorsTensor(float16: try t.floats(), shape: t.shape)
             }
         }
-        return try SafetensorsFile(tensors: tensors, metadata: [
-            "model": "cdc-ae decoder", "architecture": ae.architecture, "channels": "\(channels)",
-            "mask": "\(ae.quantizer.mask)",
-        ]).encoded()
+        var metadata = ["model": "cdc-ae decoder", "architecture": ae.architecture, "channels": "\(channels)",
+                        "mask": "\(ae.quantizer.mask)"]
+        if let height, let width { metadata["height"] = "\(height)"; metadata["width"] = "\(width)" }
+        return try SafetensorsFile(tensors: tensors, metadata: metadata).encoded()
     }
 
     /// Rebuilds the decoder from `decoderFile` bytes; returns an autoencoder whose decoder
@@ -52,6 +54,24 @@ public enum EdgeCodec {
         let ae = architecture.make(channels: c, mask: m)
         try Checkpoint.load(file.tensors, into: ae.decoder)
         return ae.eval()
+    }
+
+    /// The images of `container` restored with the uploaded decoder file `decoderFile`: the
+    /// cloud's one call. The container must have been encoded for this decoder (its hash); the
+    /// image shape comes from the decoder file (channels, and height × width when it names them)
+    /// and the latent shape (4× its spatial size otherwise).
+    public static func restore(_ container: LatentContainer, decoderFile: [UInt8]) throws -> ImageDataset {
+        guard container.decoderHash == ModelIdentity.hash(decoderFile) else {
+            throw PipelineError("the codes were encoded for another decoder than the one given (model hashes differ)")
+        }
+        let file = try SafetensorsFile.decode(decoderFile)
+        let ae = try loadDecoder(decoderFile)
+        guard let c = file.metadata["channels"].flatMap(Int.init), container.latentShape.count == 3 else {
+            throw PipelineError("the decoder file names no channel count, or the codes are not image latents (shape \(container.latentShape))")
+        }
+        let h = file.metadata["height"].flatMap(Int.init) ?? 4 * container.latentShape[1]
+        let w = file.metadata["width"].flatMap(Int.init) ?? 4 * container.latentShape[2]
+        return try restore(container, decoder: ae, channels: c, height: h, width: w)
     }
 
     /// Encodes every image of `data` (E + quantize, inference mode) into a container.

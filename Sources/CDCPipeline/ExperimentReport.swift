@@ -171,7 +171,7 @@ public enum ExperimentReport {
         return out
     }
 
-    /// Issue 4's claims: at the accuracy of fixed-length CDC at m = 4 (within 0.3 pp), a coded
+    /// The entropy-coding claims: at the accuracy of fixed-length CDC at m = 4 (within 0.3 pp), a coded
     /// uplink at least 30% smaller; and at each target rate t (bits per pixel of the total
     /// uplink), the most accurate coded CDC row that fits in t is at least as accurate as JPEG
     /// and WebP at t (their accuracy interpolated linearly in log-rate between measured points;

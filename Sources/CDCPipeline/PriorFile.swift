@@ -1,3 +1,4 @@
+import CDCFileIO
 import CDCModels
 import CDCNN
 import CDCSafetensors
@@ -11,12 +12,14 @@ public enum PriorFile {
     /// Total of each saved frequency row.
     public static let total = 1 << 16
 
+    /// Saves `prior`'s parameters and its frequency tables for `mask` to `url` (durably and
+    /// atomically, as every safetensors file).
     public static func save(_ prior: FactorizedPrior, mask: Int, to url: URL) throws {
         var tensors = Checkpoint.stateDict(prior)
         let tables = prior.frequencyTables(mask: mask, total: total)
         var bytes: [UInt8] = []
         bytes.reserveCapacity(tables.count * tables[0].count * 4)
-        for row in tables { for f in row { withUnsafeBytes(of: Int32(f).littleEndian) { bytes.append(contentsOf: $0) } } }
+        for row in tables { for f in row { LittleEndian.append(Int32(f), to: &bytes) } }
         tensors["frequencies"] = SafetensorsTensor(dtype: .i32, shape: [tables.count, tables[0].count], data: bytes)
         try SafetensorsFile(tensors: tensors, metadata: ["model": "cdc-prior", "mask": "\(mask)", "total": "\(total)",
                                                         "components": "\(prior.components)"]).write(to: url)
@@ -35,8 +38,8 @@ public enum PriorFile {
             throw PipelineError("\(url.path): frequencies must be int32 [\(prior.channels), \(width)], got \(f.dtype) \(f.shape)")
         }
         try Checkpoint.load(file.tensors, into: prior)
-        let values = stride(from: 0, to: f.data.count, by: 4).map {
-            UInt32(f.data[$0]) | UInt32(f.data[$0 + 1]) << 8 | UInt32(f.data[$0 + 2]) << 16 | UInt32(f.data[$0 + 3]) << 24
+        let values = f.data.withUnsafeBytes { raw in
+            stride(from: 0, to: raw.count, by: 4).map { LittleEndian.load(UInt32.self, from: raw, at: $0) }
         }
         let tables = (0..<prior.channels).map { Array(values[($0 * width)..<(($0 + 1) * width)]) }
         guard tables.allSatisfy({ $0.allSatisfy { $0 >= 1 && $0 <= UInt32(total) } && $0.reduce(0, +) == UInt32(total) }) else {

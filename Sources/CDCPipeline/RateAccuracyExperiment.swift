@@ -187,7 +187,7 @@ public final class RateAccuracyExperiment {
             }
         }
 
-        // CDC with the learned prior and a rate term (issue 4's rate–accuracy points).
+        // CDC with the learned prior and a rate term (the entropy-coding rate–accuracy points).
         for m in config.rateMasks {
             for lambda in config.rateWeights {
                 try edgeRows(method: "cdc", mask: m, alpha: chosenAlpha, seed: seed0, data: data, rawBytes: rawBytes,
@@ -280,7 +280,7 @@ public final class RateAccuracyExperiment {
         guard config.codedRows || rateWeight != nil else { return [row] }
         // The same codes entropy-coded: measured histograms, or the learned prior's tables if it
         // has one and they code smaller.
-        let codedC = try timed("entropy-coding") { try RateControl.smallestCoding(of: trainC, session: session).container }
+        let codedC = try timed("entropy-coding") { try EdgeCodec.code(trainC, .auto, priorTables: session.priorTables) }
         let codedUplink = codedC.encoded().count + decoder.count
         var twin = row
         twin.method = method + "-coded"

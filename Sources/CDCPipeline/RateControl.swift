@@ -15,42 +15,21 @@ public enum RateControl {
         public var bitsPerPixel: Double
         /// Coded bytes per sample (codes alone): what a bandwidth policy divides by.
         public var bytesPerSample: Double
-        /// The coding that was measured (``UplinkCoding/name``).
-        public var coding: String = ""
+        /// The coding that was measured (never ``Coding/auto``).
+        public var coding: Coding = .fixed
         public var description: String {
             String(format: "m=%d λ=%g: %.3f bpp (%.1f bytes/sample)", mask, rateWeight, bitsPerPixel, bytesPerSample)
         }
     }
 
-    /// The coding of `session`'s uploads: its learned prior's tables, else measured histograms.
-    public static func coding(of session: EdgeSession) -> UplinkCoding {
-        guard let prior = session.prior else { return .histogram }
-        return .learnedPrior(tables: prior.frequencyTables(mask: session.config.mask, total: PriorFile.total))
-    }
-
-    /// `container` (fixed-length) entropy-coded every way `session` allows — measured histograms,
-    /// and its learned prior's tables if it has one — keeping the smaller file, and which coding
-    /// that was. Both decode the same symbols; the choice is the edge's, per upload.
-    public static func smallestCoding(of container: LatentContainer, session: EdgeSession) throws
-        -> (container: LatentContainer, coding: UplinkCoding) {
-        var best = (container: try UplinkCoding.histogram.apply(to: container), coding: UplinkCoding.histogram)
-        if session.prior != nil {
-            let prior = coding(of: session)
-            let coded = try prior.apply(to: container)
-            if coded.accounting.total < best.container.accounting.total { best = (coded, prior) }
-        }
-        return best
-    }
-
     /// Codes `data` with the session's autoencoder and measures the coded size of the codes
-    /// (with `coding`, or the smaller of the session's codings).
-    public static func measure(_ session: EdgeSession, on data: ImageDataset, coding: UplinkCoding? = nil) throws -> Measurement {
-        let fixed = try EdgeCodec.compress(session.autoencoder, data, decoderHash: 0)
-        let (coded, used) = try coding.map { (try $0.apply(to: fixed), $0) } ?? smallestCoding(of: fixed, session: session)
+    /// (with `coding`; ``Coding/auto``: the smaller of the session's codings).
+    public static func measure(_ session: EdgeSession, on data: ImageDataset, coding: Coding = .auto) throws -> Measurement {
+        let coded = try session.compress(data, coding: coding, decoderHash: 0)
         let symbolBytes = Double(coded.accounting.symbols)
         return Measurement(mask: session.config.mask, rateWeight: session.config.rateWeight,
                            bitsPerPixel: symbolBytes * 8 / Double(max(data.count, 1) * data.height * data.width),
-                           bytesPerSample: symbolBytes / Double(max(data.count, 1)), coding: used.name)
+                           bytesPerSample: symbolBytes / Double(max(data.count, 1)), coding: coded.codingChoice)
     }
 
     /// Finds the clearest setting whose coded rate is at most `target` bits per pixel: m = 0, 1, …

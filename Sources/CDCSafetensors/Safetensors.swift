@@ -6,14 +6,8 @@
 // (offsets relative to the start of the data buffer) plus an optional
 // "__metadata__" object of string values. Data is little-endian, row-major.
 
+import CDCFileIO
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Element types this module reads and writes, spelled as in the header's `dtype` field.
 public enum SafetensorsDType: String, Sendable, CaseIterable {
@@ -60,9 +54,7 @@ public struct SafetensorsTensor: Sendable, Equatable {
         }
         #else
         bytes.withUnsafeMutableBytes { dst in
-            for (i, v) in values.enumerated() {
-                dst.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self)
-            }
+            for (i, v) in values.enumerated() { LittleEndian.store(v.bitPattern, to: dst.baseAddress! + i * 4) }
         }
         #endif
         self.init(dtype: .f32, shape: shape, data: bytes)
@@ -75,9 +67,7 @@ public struct SafetensorsTensor: Sendable, Equatable {
                      "SafetensorsTensor(float16:shape:): \(values.count) values do not fill shape \(formatShape(shape))")
         var bytes = [UInt8](repeating: 0, count: values.count * 2)
         bytes.withUnsafeMutableBytes { dst in
-            for (i, v) in values.enumerated() {
-                dst.storeBytes(of: f16Bits(from: v).littleEndian, toByteOffset: i * 2, as: UInt16.self)
-            }
+            for (i, v) in values.enumerated() { LittleEndian.store(f16Bits(from: v), to: dst.baseAddress! + i * 2) }
         }
         self.init(dtype: .f16, shape: shape, data: bytes)
     }
@@ -144,7 +134,7 @@ public struct SafetensorsTensor: Sendable, Equatable {
             [Float](unsafeUninitializedCapacity: n) { out, initialized in
                 let size = MemoryLayout<T>.size
                 for i in 0..<n {
-                    out[i] = convert(T(littleEndian: raw.loadUnaligned(fromByteOffset: i * size, as: T.self)))
+                    out[i] = convert(LittleEndian.load(T.self, from: raw.baseAddress! + i * size))
                 }
                 initialized = n
             }
@@ -249,7 +239,7 @@ public struct SafetensorsFile: Sendable, Equatable {
 
     static func decode(raw: UnsafeRawBufferPointer) throws(SafetensorsError) -> SafetensorsFile {
         guard raw.count >= 8 else { throw .fileTooShort(byteCount: raw.count) }
-        let headerLength = UInt64(littleEndian: raw.loadUnaligned(as: UInt64.self))
+        let headerLength = LittleEndian.load(UInt64.self, from: raw, at: 0)
         if headerLength > UInt64(maxHeaderLength) {
             throw .headerTooLarge(length: headerLength, limit: maxHeaderLength)
         }
@@ -442,7 +432,7 @@ public struct SafetensorsFile: Sendable, Equatable {
 
         var out: [UInt8] = []
         out.reserveCapacity(8 + header.count + offset)
-        withUnsafeBytes(of: UInt64(header.count).littleEndian) { out.append(contentsOf: $0) }
+        LittleEndian.append(UInt64(header.count), to: &out)
         out.append(contentsOf: header)
         for name in names {
             out.append(contentsOf: tensors[name]!.data)
@@ -450,21 +440,17 @@ public struct SafetensorsFile: Sendable, Equatable {
         return out
     }
 
-    /// Writes the file atomically: to a temporary file in the same directory, then renamed over `url`.
+    /// Writes the file durably and atomically (CDCFileIO's `DurableFile`): to a temporary file
+    /// in the same directory, flushed to disk, then renamed over `url`. Readers see the old file
+    /// or the new one, never a part.
+    ///
+    /// - Throws: what ``encoded()`` throws, or ``SafetensorsError/io(path:reason:)`` naming `url`.
     public func write(to url: URL) throws {
         let bytes = try encoded()
-        let directory = url.deletingLastPathComponent()
-        let temp = directory.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
         do {
-            try Data(bytes).write(to: temp)
+            try DurableFile.write(bytes, to: url)
         } catch {
-            try? FileManager.default.removeItem(at: temp)
-            throw SafetensorsError.io(path: url.path, reason: "cannot write temporary file \(temp.lastPathComponent): \(error.localizedDescription)")
-        }
-        if rename(temp.path, url.path) != 0 {
-            let reason = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(at: temp)
-            throw SafetensorsError.io(path: url.path, reason: "cannot rename temporary file into place: \(reason)")
+            throw SafetensorsError.io(path: error.path, reason: error.reason)
         }
     }
 }

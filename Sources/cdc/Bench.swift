@@ -25,7 +25,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Audio length L (divisible by 16).") var audioLen = 8000
     @Option(help: "Audio classes.") var audioClasses = 10
     @Option(help: "Quantizer mask m.") var mask = 4
-    @Option(help: "Guidance weight α.") var alpha: Float = 48
+    @Option(help: "Guidance weight α.") var alpha: Float = EdgeConfig.defaultAlpha
     @Option(help: "Cloud model (resnext-11 or resnext-29).") var cloudModel = "resnext-11"
     @Option(help: "Untimed calls before timing.") var warmup = 5
     @Option(help: "Timed calls of the edge, codec and audio steps.") var repeats = 50
@@ -108,8 +108,7 @@ struct Bench: ParsableCommand {
             let s = try session.map { try EdgeSession.resume(from: URL(fileURLWithPath: $0)) }
             let encoderAE = s?.autoencoder ?? CDCAutoencoder.image(channels: 1, mask: mask)
             let fixed = try EdgeCodec.compress(encoderAE, train, decoderHash: 0)
-            let coding = s.map { RateControl.coding(of: $0) } ?? .histogram
-            let coded = try coding.apply(to: fixed)
+            let coded = try EdgeCodec.code(fixed, s?.prior != nil ? .prior : .histogram, priorTables: s?.priorTables)
             var failure: Error?
             var t = Timing.measure(warmup: 1, repeats: 5, batch: train.count) {
                 do {
@@ -120,7 +119,7 @@ struct Bench: ParsableCommand {
             if let failure { throw failure }
             t["bits_per_latent"] = (Double(coded.accounting.symbols * 8) / Double(fixed.symbols.count) * 1000).rounded() / 1000
             t["fixed_bits_per_latent"] = 5 - encoderAE.quantizer.mask
-            t["coding"] = coding.name
+            t["coding"] = coded.codingChoice.name
             t["what"] = "encode + decode of the coded container of the \(train.count) training codes"
             timings["entropy_coding"] = t
         }

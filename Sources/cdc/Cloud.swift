@@ -1,5 +1,7 @@
 import ArgumentParser
+import CDCCloudTrainer
 import CDCCodec
+import CDCFileIO
 import CDCData
 import CDCNN
 import CDCPipeline
@@ -23,7 +25,7 @@ struct CloudTrain: AsyncParsableCommand {
             From files (--container, --decoder) or from the cloud's store (--store, --edge): the clearest complete \
             upload of the edge is restored, 10 % of it held out; the held-out accuracy after every epoch goes to the \
             store (and /metrics), and the mask policy asks the edge for clearer data once training has converged. \
-            With --follow it then waits for that upload and trains again.
+            With --follow it then waits for that upload and trains again. The image shape comes from the decoder.
             """)
 
     @OptionGroup var engine: EngineOptions
@@ -34,135 +36,103 @@ struct CloudTrain: AsyncParsableCommand {
     @Option(help: "The edge whose uploads to train on (with --store).") var edge: String?
     @Flag(help: "With --store: after training, wait for a clearer upload and train on it too.") var follow = false
     @Option(help: "With --follow: give up waiting after this many seconds.") var followTimeout: Double = 3600
-    @Option(help: "Raw test images (IDX directory; default: Debian's Fashion-MNIST) for the raw-test accuracy.") var data: String?
+    @Option(help: "Raw test images for the raw-test accuracy: a dataset directory in any format `cdc edge train --data` reads (default: Debian's Fashion-MNIST, when the images are 1×28×28).")
+    var data: String?
+    @Option(help: "The format of --data (default: detected).") var format: DatasetFormat?
+    @Option(help: "Test images to evaluate on (0 = all).") var testSubset = 0
     @Option(help: "resnext-11 or resnext-29.") var model = "resnext-11"
     @Option(help: "Epochs.") var epochs = 10
     @Option(help: "Peak learning rate (SGD, cosine).") var lr: Float = 0.05
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Write the trained classifier here (safetensors).") var out: String?
+    @Option(help: "Write what was trained and measured (upload, bytes, accuracies) to this JSON file.") var report: String?
+
+    var classifierConfig: ClassifierConfig {
+        var cfg = ClassifierConfig()
+        cfg.model = model; cfg.epochs = epochs; cfg.learningRate = lr; cfg.seed = seed
+        return cfg
+    }
 
     mutating func run() async throws {
         try engine.apply()
+        guard epochs >= 1, testSubset >= 0 else { throw ValidationError("--epochs must be ≥ 1 and --test-subset ≥ 0") }
         if let store {
             guard let edge else { throw ValidationError("--store needs --edge NAME") }
-            return try await trainFromStore(path: store, edge: edge)
+            let s = try await SQLiteUploadStore.open(path: store)
+            do {
+                var settings = CloudTrainerSettings()
+                settings.classifier = classifierConfig; settings.follow = follow; settings.followTimeout = followTimeout
+                let trainer = CloudTrainer(store: s, edge: edge, settings: settings, progress: ProgressPrinter().handler)
+                let trained = try await trainer.run()
+                try await s.close()
+                for t in trained { try evaluate(t) }
+            } catch {
+                try? await s.close()
+                throw error
+            }
+            return
         }
         guard let container, let decoder else { throw ValidationError("give --container and --decoder, or --store and --edge") }
-        let decoderBytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: decoder)))
-        let ae = try EdgeCodec.loadDecoder(decoderBytes)
-        let trainC = try LatentContainer.read(from: URL(fileURLWithPath: container))
-        guard trainC.decoderHash == ModelIdentity.hash(decoderBytes) else {
-            throw ValidationError("\(container) was encoded for another decoder than \(decoder) (model hashes differ)")
+        let decoderFile = [UInt8](try Data(contentsOf: URL(fileURLWithPath: decoder)))
+        let codes = try LatentContainer.read(from: URL(fileURLWithPath: container))
+        let train = try EdgeCodec.restore(codes, decoderFile: decoderFile)
+        log("restored \(train.count) training images \(train.channels)×\(train.height)×\(train.width); training \(model) for \(epochs) epochs")
+        let printer = ProgressPrinter()
+        let total = epochs
+        let net = try CloudClassifier.train(train, config: classifierConfig) { epoch, batch, batches, status in
+            printer.handle(.step(task: "epoch \(epoch)/\(total)", done: batch, total: batches, status: status))
         }
-        let raw = try ImageDataset.fashionMNIST(train: false, directory: data.map { URL(fileURLWithPath: $0) } ?? ImageDataset.fashionMNISTDirectory)
-        let (c, h, w) = (raw.channels, raw.height, raw.width)
-        let train = try EdgeCodec.restore(trainC, decoder: ae, channels: c, height: h, width: w)
-        log("restored \(train.count) training images; training \(model) for \(epochs) epochs")
-        var cfg = ClassifierConfig()
-        cfg.model = model; cfg.epochs = epochs; cfg.learningRate = lr; cfg.seed = seed
-        var bar: ProgressBar? = nil
-        let net = try CloudClassifier.train(train, config: cfg) { epoch, batch, batches, status in
-            if batch == 1 { bar = ProgressBar(total: batches, label: "epoch \(epoch)/\(cfg.epochs)") }
-            bar?.update(batch, status)
-            if batch == batches { bar?.finish() }
-        }
-        if let testContainer {
-            let tc = try LatentContainer.read(from: URL(fileURLWithPath: testContainer))
-            guard tc.decoderHash == trainC.decoderHash else { throw ValidationError("the two containers come from different decoders") }
-            let test = try EdgeCodec.restore(tc, decoder: ae, channels: c, height: h, width: w)
-            print(String(format: "test accuracy through the codec: %.2f%%", 100 * CloudClassifier.accuracy(net, on: test)))
-        }
-        print(String(format: "test accuracy on raw images: %.2f%%", 100 * CloudClassifier.accuracy(net, on: raw)))
-        if let out { try CDCNN.Checkpoint.save(net, to: URL(fileURLWithPath: out), metadata: ["model": model]) }
+        let upload = UploadStatus(id: "file", spec: UploadSpec(mask: codes.mask, decoderHash: codes.decoderHash, samples: codes.count,
+                                                               samplesPerPart: codes.count, latentShape: codes.latentShape,
+                                                               classes: codes.classes),
+                                  storedParts: [0], storedBytes: codes.accounting.total, decoderStored: true)
+        try evaluate(TrainedClassifier(upload: upload, model: net, decoderFile: decoderFile, trainImages: train.count,
+                                       heldOutImages: 0, heldOutAccuracy: [], uplinkBytes: codes.accounting.total + decoderFile.count,
+                                       channels: train.channels, height: train.height, width: train.width))
     }
 
-    /// Trains on the clearest complete upload of `edge` in the store, reporting progress there.
-    func trainFromStore(path: String, edge: String) async throws {
-        let store = try await SQLiteUploadStore.open(path: path)
-        do {
-            var trainedMask: Int? = nil
-            let deadline = Date().addingTimeInterval(followTimeout)
-            while true {
-                let uploads = try await store.uploads(edge: edge).filter(\.complete)
-                if let best = uploads.min(by: { $0.spec.mask < $1.spec.mask }), trainedMask.map({ best.spec.mask < $0 }) ?? true {
-                    try await train(on: best, edge: edge, store: store)
-                    trainedMask = best.spec.mask
-                    if best.spec.mask == 0 || !follow { break }
-                    log("waiting for a clearer upload than m = \(best.spec.mask) …")
-                } else if !follow && trainedMask == nil {
-                    throw ValidationError("the store holds no complete upload from edge '\(edge)'")
-                }
-                if Date() > deadline { log("no clearer upload arrived; stopping"); break }
-                try await Task.sleep(nanoseconds: 2_000_000_000)
-            }
-        } catch {
-            try? await store.close()
-            throw error
-        }
-        try await store.close()
-    }
-
-    func train(on upload: UploadStatus, edge: String, store: SQLiteUploadStore) async throws {
-        var parts: [LatentContainer] = []
-        for i in 0..<upload.spec.partCount {
-            guard let bytes = try await store.part(edge: edge, upload: upload.id, index: i) else {
-                throw ValidationError("part \(i) of \(upload.id) is missing from the store")
-            }
-            parts.append(try LatentContainer.decode(bytes))
-        }
-        guard let decoderBytes = try await store.decoder(edge: edge, upload: upload.id) else {
-            throw ValidationError("the decoder of \(upload.id) is missing from the store")
-        }
-        let all = try LatentContainer.joined(parts)
-        guard all.decoderHash == ModelIdentity.hash(decoderBytes) else { throw ValidationError("the stored decoder does not match the codes") }
-        let ae = try EdgeCodec.loadDecoder(decoderBytes)
-        let registration = try await store.registration(edge: edge)
-        let c = registration?.channels ?? 1
-        let h = registration?.height ?? 4 * upload.spec.latentShape[1], w = registration?.width ?? 4 * upload.spec.latentShape[2]
-        let restored = try EdgeCodec.restore(all, decoder: ae, channels: c, height: h, width: w)
-        let (train, validation) = restored.split(validationFraction: 0.1, seed: seed)
-        log("edge \(edge), upload \(upload.id): restored \(restored.count) images; training \(model) for \(epochs) epochs (\(validation.count) held out)")
-        var cfg = ClassifierConfig()
-        cfg.model = model; cfg.epochs = epochs; cfg.learningRate = lr; cfg.seed = seed
-        var history: [Double] = []
-        let training = try ClassifierTraining(train, config: cfg)
-        while training.epoch < cfg.epochs {
-            var bar: ProgressBar? = nil
-            training.runEpoch { epoch, batch, batches, status in
-                if batch == 1 { bar = ProgressBar(total: batches, label: "m=\(upload.spec.mask) epoch \(epoch)/\(cfg.epochs)") }
-                bar?.update(batch, status)
-                if batch == batches { bar?.finish() }
-            }
-            let accuracy = Double(CloudClassifier.accuracy(training.model, on: validation))
-            _ = training.model.train()
-            history.append(accuracy)
-            // Converged: the last epoch, or held-out accuracy up by less than 0.2 pp over two epochs.
-            let plateau = history.count >= 3 && history[history.count - 1] - history[history.count - 3] < 0.002
-            // Written after every epoch: /metrics and the mask policy see it while training goes on.
-            try await store.setTraining(edge: edge, TrainingProgress(mask: upload.spec.mask, epoch: training.epoch, epochs: cfg.epochs,
-                                                                     accuracy: accuracy, converged: training.epoch == cfg.epochs || plateau))
-            log(String(format: "  held-out accuracy after epoch %d: %.2f%%", training.epoch, 100 * accuracy))
-        }
-        let net = training.model.eval()
+    /// Prints (and with --report writes) the accuracies of a trained classifier; with --out saves it.
+    func evaluate(_ t: TrainedClassifier) throws {
+        let m = t.upload.spec.mask
+        var summary = CloudTrainingSummary(t, config: classifierConfig)
         if let testContainer {
             // The deployment figure: test images the edge encoded with this upload's encoder.
             let tc = try LatentContainer.read(from: URL(fileURLWithPath: testContainer))
-            if tc.decoderHash == all.decoderHash {
-                let test = try EdgeCodec.restore(tc, decoder: ae, channels: c, height: h, width: w)
-                print(String(format: "m = %d: test accuracy through the codec %.2f%% (%d images)", upload.spec.mask,
-                             100 * CloudClassifier.accuracy(net, on: test), test.count))
+            if let (accuracy, images) = try t.accuracy(throughCodec: tc, limit: testSubset) {
+                summary.accuracyThroughCodec = accuracy; summary.testImages = images
+                print(String(format: "m = %d: test accuracy through the codec %.2f%% (%d images)", m, 100 * accuracy, images))
             } else {
-                log("\(testContainer) was encoded by another encoder than upload \(upload.id): no through-the-codec accuracy for it")
+                log("\(testContainer) was encoded by another encoder than upload \(t.upload.id): no through-the-codec accuracy for it")
             }
         }
-        if let data {
-            let raw = try ImageDataset.fashionMNIST(train: false, directory: URL(fileURLWithPath: data))
-            print(String(format: "m = %d: test accuracy on raw images %.2f%%", upload.spec.mask, 100 * CloudClassifier.accuracy(net, on: raw)))
-        } else if let raw = try? ImageDataset.fashionMNIST(train: false, directory: ImageDataset.fashionMNISTDirectory),
-                  raw.channels == c, raw.height == h, raw.width == w {
-            print(String(format: "m = %d: test accuracy on raw images %.2f%% (held out, restored: %.2f%%)", upload.spec.mask,
-                         100 * CloudClassifier.accuracy(net, on: raw), 100 * (history.last ?? 0)))
+        if let raw = try rawTest(shape: (t.channels, t.height, t.width)) {
+            let accuracy = CloudClassifier.accuracy(t.model, on: raw)
+            summary.accuracyRawTest = accuracy
+            print(String(format: "m = %d: test accuracy on raw images %.2f%% (%d images; held out, restored: %.2f%%)", m,
+                         100 * accuracy, raw.count, 100 * (t.heldOutAccuracy.last ?? .nan)))
         }
-        if let out { try CDCNN.Checkpoint.save(net, to: URL(fileURLWithPath: out), metadata: ["model": model, "mask": "\(upload.spec.mask)"]) }
+        if let out { try CDCNN.Checkpoint.save(t.model, to: URL(fileURLWithPath: out), metadata: ["model": model, "mask": "\(m)"]) }
+        if let report {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try DurableFile.write(try enc.encode(summary), to: URL(fileURLWithPath: report))
+        }
+    }
+
+    /// The raw test split of --data (or Fashion-MNIST when the images are its shape), if any.
+    func rawTest(shape: (Int, Int, Int)) throws -> ImageDataset? {
+        var test: ImageDataset
+        if let data {
+            test = try DatasetSource(path: URL(fileURLWithPath: data), format: format).load(.test)
+        } else if shape == (1, 28, 28), let d = try? DatasetSource.fashionMNIST.load(.test) {
+            test = d
+        } else {
+            return nil
+        }
+        guard (test.channels, test.height, test.width) == shape else {
+            throw ValidationError("the test images are \(test.channels)×\(test.height)×\(test.width); the classifier was trained on \(shape.0)×\(shape.1)×\(shape.2)")
+        }
+        if testSubset > 0 { test = test.prefix(testSubset) }
+        return test
     }
 }

@@ -1,6 +1,9 @@
 import ArgumentParser
 import CDCCodec
 import CDCData
+import CDCEdgeAgent
+import CDCEdgeClient
+import CDCFileIO
 import CDCModels
 import CDCNN
 import CDCPipeline
@@ -16,16 +19,33 @@ struct Edge: AsyncParsableCommand {
         subcommands: [EdgeTrain.self, EdgeCompress.self, EdgeRetune.self, EdgeRun.self])
 }
 
-/// Where the images come from.
-struct DataOptions: ParsableArguments {
-    @Option(help: "Directory with Fashion-MNIST/MNIST IDX files (default: Debian's /usr/share/datasets/fashion-mnist).")
-    var data: String?
-    @Option(help: "Use only the first N images (0 = all).") var subset = 0
+extension DatasetFormat: ExpressibleByArgument {}
+extension Coding: ExpressibleByArgument {}
 
-    /// The training split (first `subset` images) or the whole test split.
+/// Where the images come from: any dataset format, detected or named.
+struct DataOptions: ParsableArguments {
+    @Option(help: """
+        Dataset directory: MNIST-style IDX files, CIFAR-10/100 binary batches, or an image folder \
+        (root/<class>/*.png|jpg, or root/train/<class>/* + root/test/<class>/*; a single folder is split \
+        80/20, stratified and seeded). Default: Debian's Fashion-MNIST (/usr/share/datasets/fashion-mnist).
+        """)
+    var data: String?
+    @Option(help: "The dataset's format: idx, cifar10, cifar100 or imagefolder (default: detected from the directory).")
+    var format: DatasetFormat?
+    @Option(help: "Use only the first N training images (0 = all).") var subset = 0
+
+    /// The dataset named by --data and --format.
+    func source() throws -> DatasetSource {
+        guard let data else {
+            if let format, format != .idx { throw ValidationError("--format \(format.rawValue) needs --data DIR") }
+            return .fashionMNIST
+        }
+        return try DatasetSource(path: URL(fileURLWithPath: data), format: format)
+    }
+
+    /// The training split (its first `subset` images) or the whole test split.
     func load(train: Bool) throws -> ImageDataset {
-        let dir = data.map { URL(fileURLWithPath: $0) } ?? ImageDataset.fashionMNISTDirectory
-        let d = try ImageDataset.fashionMNIST(train: train, directory: dir)
+        let d = try source().load(train ? .train : .test)
         return train && subset > 0 ? d.prefix(subset) : d
     }
 }
@@ -41,8 +61,8 @@ struct EdgeTrain: ParsableCommand {
     @Option(help: "Epochs (in total, counting those of a resumed session).") var epochs = 1
     @Option(help: "Batch size.") var batch = 128
     @Option(help: "Quantizer mask m (0…4): 5−m bits per latent.") var mask = 4
-    @Option(help: "Guidance weight α (the AE's loss is L_A + L_C/α). 8 is what the rate–accuracy experiment's sweep chose on Fashion-MNIST; the paper used 48.")
-    var alpha: Float = 8
+    @Option(help: "Guidance weight α (the AE's loss is L_A + L_C/α). The default is what the rate–accuracy experiment's sweep chose on Fashion-MNIST; the paper used 48.")
+    var alpha: Float = EdgeConfig.defaultAlpha
     @Flag(help: "Train the plain autoencoder (no classification guidance).") var noGuidance = false
     @Option(help: "Adam learning rate.") var lr: Float = 1e-3
     @Option(help: "Random seed.") var seed: UInt64 = 0
@@ -68,7 +88,6 @@ struct EdgeTrain: ParsableCommand {
         if resume && out == nil { throw ValidationError("--resume needs --out DIR") }
         let train = try dataOptions.load(train: true)
         let test = try dataOptions.load(train: false)
-        guard train.height % 4 == 0, train.width % 4 == 0 else { throw ValidationError("image size must be divisible by 4") }
         let session: EdgeSession
         if resume, let out {
             session = try EdgeSession.resume(from: URL(fileURLWithPath: out))
@@ -87,11 +106,11 @@ struct EdgeTrain: ParsableCommand {
                 c.epochs = epochs
                 log("rate control chose m=\(c.mask)\(c.rateWeight > 0 ? ", learned prior with λ=\(c.rateWeight)" : "")")
             }
-            session = EdgeSession(config: c, channels: train.channels, height: train.height, width: train.width, classes: train.classes)
+            session = try EdgeSession(config: c, for: train)
         }
         let c = session.config
         log("training \(c.autoencoder.rawValue) (m=\(c.mask), \(5 - c.mask) bits/latent) + cdc-ec on \(train.count) images "
-            + "\(train.height)×\(train.width), batch \(c.batchSize), α=\(c.alpha)\(c.guidance ? "" : ", no guidance"), "
+            + "\(train.channels)×\(train.height)×\(train.width), batch \(c.batchSize), α=\(c.alpha)\(c.guidance ? "" : ", no guidance"), "
             + (c.learnedPrior ? "learned prior (λ = \(c.rateWeight)), " : "")
             + "\(Engine.threads) threads")
         let start = Date()
@@ -109,7 +128,7 @@ struct EdgeTrain: ParsableCommand {
         if let out { print("session saved in \(out)") }
         let rate = try RateControl.measure(session, on: test)
         print(String(format: "coded rate on the test set (%@): %.3f bits per pixel, %.1f bytes per sample (fixed length: %d bpp)",
-                     rate.coding, rate.bitsPerPixel, rate.bytesPerSample, 5 - c.mask))
+                     rate.coding.name, rate.bitsPerPixel, rate.bytesPerSample, 5 - c.mask))
     }
 }
 
@@ -129,7 +148,7 @@ struct EdgeCompress: ParsableCommand {
         How the symbols are coded: auto (the smaller of histogram and, if the session has one, prior), \
         fixed (5 − m bits each, the paper's scheme), histogram (rANS under per-channel histograms of this data), \
         prior (rANS under the learned prior's tables).
-        """) var coding = "auto"
+        """) var coding = Coding.auto
     @Option(help: "Precision of the decoder file's weights: float16 (half the bytes; the default) or float32.")
     var decoderPrecision = "float16"
 
@@ -140,38 +159,28 @@ struct EdgeCompress: ParsableCommand {
             throw ValidationError("--decoder-precision must be float16 or float32")
         }
         let s = try EdgeSession.resume(from: URL(fileURLWithPath: session))
-        var uplinkCoding: UplinkCoding? = nil
-        switch coding {
-        case "auto": break
-        case "fixed": uplinkCoding = .fixedLength
-        case "histogram": uplinkCoding = .histogram
-        case "prior":
-            guard s.prior != nil else { throw ValidationError("the session has no learned prior (train it with --learned-prior)") }
-            uplinkCoding = RateControl.coding(of: s)
-        default: throw ValidationError("--coding must be auto, fixed, histogram or prior")
-        }
+        if coding == .prior && s.prior == nil { throw ValidationError("the session has no learned prior (train it with --learned-prior)") }
         let data = try dataOptions.load(train: split == "train")
-        let decoder = try EdgeCodec.decoderFile(s.autoencoder, channels: data.channels, precision: precision)
-        try Data(decoder).write(to: URL(fileURLWithPath: decoderOut), options: .atomic)
-        let t0 = Date()
-        let fixed = try EdgeCodec.compress(s.autoencoder, data, decoderHash: ModelIdentity.hash(decoder))
-        let container: LatentContainer
-        if let chosen = uplinkCoding {
-            container = try chosen.apply(to: fixed)
-        } else {
-            (container, uplinkCoding) = try RateControl.smallestCoding(of: fixed, session: s)
+        guard (data.channels, data.height, data.width) == (s.channels, s.height, s.width) else {
+            throw ValidationError("the session was trained on \(s.channels)×\(s.height)×\(s.width) images; these are \(data.channels)×\(data.height)×\(data.width)")
         }
+        let decoder = try EdgeCodec.decoderFile(s.autoencoder, channels: data.channels, height: data.height, width: data.width,
+                                                precision: precision)
+        let t0 = Date()
+        let container = try s.compress(data, coding: coding, decoderHash: ModelIdentity.hash(decoder))
         let seconds = Date().timeIntervalSince(t0)
+        try DurableFile.write(decoder, to: URL(fileURLWithPath: decoderOut))
         try container.write(to: URL(fileURLWithPath: out))
-        let raw = data.count * data.channels * data.height * data.width + data.count
+        let raw = data.count * data.imageSize + data.count
         let total = container.accounting.total, bytes = total + decoder.count
         print(String(format: "encoded %d images in %.2f s (%@): container %d bytes + decoder %d bytes = %d bytes uplink, raw %d bytes (%.1f× less)",
-                     data.count, seconds, "\(uplinkCoding?.name ?? "")", total, decoder.count, bytes, raw, Double(raw) / Double(bytes)))
-        if uplinkCoding != .some(.fixedLength) {
+                     data.count, seconds, container.codingChoice.name, total, decoder.count, bytes, raw, Double(raw) / Double(bytes)))
+        if container.codingChoice != .fixed {
+            let fixedSymbols = (data.count * container.symbolsPerSample * (5 - s.config.mask) + 7) / 8
             let pixels = Double(data.count * data.height * data.width)
             print(String(format: "codes: %.3f bits per pixel coded, %d fixed-length (%.1f%% smaller)",
                          Double(container.accounting.symbols * 8) / pixels, 5 - s.config.mask,
-                         100 * (1 - Double(container.accounting.symbols) / Double(fixed.accounting.symbols))))
+                         100 * (1 - Double(container.accounting.symbols) / Double(fixedSymbols))))
         }
     }
 }
@@ -216,5 +225,68 @@ extension EdgeSession {
         let bar = ProgressBar(total: data.count / config.batchSize, label: label)
         trainEpoch(data) { done, _, status in bar.update(done, status) }
         bar.finish()
+    }
+}
+
+/// `cdc edge run`: the edge's side of the loop, against a cloud service.
+struct EdgeRun: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Train (or load) the edge's session, upload the codes to the cloud in parts, and follow its mask requests.")
+
+    @OptionGroup var engine: EngineOptions
+    @OptionGroup var dataOptions: DataOptions
+    @Option(help: "The cloud's URL, e.g. http://10.0.0.1:8080.") var cloud: String
+    @Option(help: "The edge's token (`cdc cloud add-edge`); default: the environment variable CDC_EDGE_TOKEN.") var token: String?
+    @Option(help: "Session directory: a trained session (`cdc edge train --out`), or where to train one if it does not exist.")
+    var session: String
+    @Option(help: "Epochs of stage-1 training when the session does not exist yet.") var epochs = 5
+    @Option(help: "Guidance weight α of a new session (see `cdc edge train`).") var alpha: Float = EdgeConfig.defaultAlpha
+    @Option(help: "Rate weight λ of a new session's learned prior (0: none; see `cdc edge train`).") var rateWeight: Float = 0
+    @Option(help: "Autoencoder of a new session: cdc-ae (the spec's, default) or cdc-ae-wide (see `cdc edge train`).")
+    var autoencoder: ImageAutoencoder = .spec
+    @Option(help: "How the codes are coded: auto, fixed, histogram or prior (see `cdc edge compress`).") var coding = Coding.auto
+    @Option(help: "Epochs of fine-tuning when the cloud asks for another mask.") var retuneEpochs = 1
+    @Option(help: "Samples per uploaded part.") var samplesPerPart = 1024
+    @Option(help: "Parts in flight at once (keeps a long-latency link busy).") var parallel = 4
+    @Option(help: "After an upload, how long to wait for the cloud to ask for clearer data (seconds; 0: stop at once).")
+    var wait: Double = 0
+    @Option(help: "Seconds between asks while waiting.") var poll: Double = 2
+    @Option(help: "Most uploads in one run.") var rounds = 5
+    @Option(help: "Attempts per request before giving up (with exponential back-off).") var attempts = 10
+    @Option(help: ArgumentHelp("Cap the upload rate at this many Mbit/s (like rsync's --bwlimit): for an uplink shared with other traffic, or to try the mask loop against a slow link on one machine.",
+                               valueName: "mbit/s"))
+    var maxRate: Double?
+    @Option(help: "Write what the run did (uploads, bytes, the cloud's last answer) to this JSON file.") var report: String?
+
+    mutating func run() async throws {
+        try engine.apply()
+        guard let token = token ?? ProcessInfo.processInfo.environment["CDC_EDGE_TOKEN"], !token.isEmpty else {
+            throw ValidationError("an edge token is required: --token or CDC_EDGE_TOKEN (from `cdc cloud add-edge`)")
+        }
+        guard samplesPerPart >= 1, rounds >= 1, attempts >= 1, epochs >= 1, retuneEpochs >= 1, parallel >= 1 else {
+            throw ValidationError("--samples-per-part, --parallel, --rounds, --attempts, --epochs and --retune-epochs must be ≥ 1")
+        }
+        guard alpha > 0, rateWeight >= 0 else { throw ValidationError("--alpha must be > 0 and --rate-weight ≥ 0") }
+        let rateLimit: UplinkRateLimit?
+        do { rateLimit = try maxRate.map { try UplinkRateLimit(bitsPerSecond: $0 * 1e6) } } catch { throw ValidationError("--max-rate: \(error)") }
+        let data = try dataOptions.load(train: true)
+        var settings = EdgeAgentSettings(session: URL(fileURLWithPath: session))
+        settings.newSession.epochs = epochs; settings.newSession.alpha = alpha; settings.newSession.autoencoder = autoencoder
+        settings.newSession.learnedPrior = rateWeight > 0; settings.newSession.rateWeight = rateWeight
+        settings.coding = coding; settings.retuneEpochs = retuneEpochs
+        settings.samplesPerPart = samplesPerPart; settings.parallel = parallel
+        settings.wait = wait; settings.poll = poll; settings.rounds = rounds
+        settings.datasetName = dataOptions.data ?? "fashion-mnist"
+        let client = CloudClient(baseURL: cloud, token: token, retry: RetryPolicy(attempts: attempts), rateLimit: rateLimit)
+        let agent = EdgeAgent(client: client, data: data, settings: settings, progress: ProgressPrinter().handler)
+        let result = try await agent.run()
+        if let report {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try DurableFile.write(try enc.encode(result), to: URL(fileURLWithPath: report))
+        }
+        print(String(format: "edge: sent %d bytes in this run (last upload m = %@); the raw dataset is %d bytes", result.bytesSent,
+                     result.lastMask.map(String.init) ?? "-", result.rawBytes))
     }
 }

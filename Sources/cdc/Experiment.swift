@@ -31,7 +31,7 @@ struct RateAccuracy: ParsableCommand {
     @OptionGroup var engine: EngineOptions
     @Option(help: "IDX directory (default: Debian's Fashion-MNIST).") var data: String?
     @Option(help: "Output directory.") var out = "results"
-    @Flag(help: "A short version (5000/2000 images, one seed, 3+3 epochs, α 8 or 48, JPEG/WebP at 1 and 2 bpp): minutes, not hours.") var quick = false
+    @Flag(help: "A short version (5000/2000 images, one seed, 3+3 epochs, the default α, JPEG/WebP at 1 and 2 bpp): minutes, not hours.") var quick = false
     @Option(help: "Training images (0 = all).") var trainSubset: Int?
     @Option(help: "Test images (0 = all).") var testSubset: Int?
     @Option(help: "Edge training epochs.") var edgeEpochs: Int?

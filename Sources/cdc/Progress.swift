@@ -1,3 +1,4 @@
+import CDCPipeline
 import Foundation
 
 func log(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
@@ -22,4 +23,26 @@ final class ProgressBar {
     }
 
     func finish() { FileHandle.standardError.write(Data("\n".utf8)) }
+}
+
+/// Draws the library's ``ProgressEvent``s: a bar per task, log lines between them.
+final class ProgressPrinter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var bar: ProgressBar?
+
+    func handle(_ event: ProgressEvent) {
+        lock.lock(); defer { lock.unlock() }
+        switch event {
+        case .message(let s):
+            if bar != nil { bar?.finish(); bar = nil }
+            log(s)
+        case .step(let task, let done, let total, let status):
+            if bar?.label != task { bar?.finish(); bar = ProgressBar(total: total, label: task) }
+            bar?.update(done, status)
+            if done >= total { bar?.finish(); bar = nil }
+        }
+    }
+
+    /// The handler to give the library.
+    var handler: ProgressHandler { { [self] in self.handle($0) } }
 }

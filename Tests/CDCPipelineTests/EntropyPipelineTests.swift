@@ -70,15 +70,18 @@ import Testing
         s.trainEpoch(data)
         let fixed = try EdgeCodec.compress(s.autoencoder, data, decoderHash: 42)
         let tables = s.prior!.frequencyTables(mask: 2, total: PriorFile.total)
-        for coding in [UplinkCoding.fixedLength, .histogram, .learnedPrior(tables: tables)] {
-            let coded = try coding.apply(to: fixed)
+        for coding in Coding.allCases {
+            let coded = try EdgeCodec.code(fixed, coding, priorTables: tables)
+            #expect(coding == .auto || coded.codingChoice == coding)
             let back = try LatentContainer.decode(coded.encoded())
             #expect(back.symbols == fixed.symbols && back.labels == fixed.labels)
+            #expect(back.codingChoice == coded.codingChoice)
         }
-        // Tables for another mask do not fit.
+        // Tables for another mask do not fit; the prior needs tables.
         #expect(throws: PipelineError.self) {
-            try UplinkCoding.learnedPrior(tables: s.prior!.frequencyTables(mask: 4)).apply(to: fixed)
+            try EdgeCodec.code(fixed, .prior, priorTables: s.prior!.frequencyTables(mask: 4))
         }
+        #expect(throws: PipelineError.self) { try EdgeCodec.code(fixed, .prior) }
     }
 
     @Test func rateControlMeetsAReachableTargetAndRefusesAnImpossibleOne() throws {

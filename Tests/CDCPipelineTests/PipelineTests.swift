@@ -212,7 +212,7 @@ func tempDir() -> URL {
         #expect(ExperimentReport.markdown(rows, config: ExperimentConfig()).contains("**does not hold**"))
     }
 
-    /// Issue 4's claims: the 30 % saving at fixed-m=4 accuracy, and at each target rate the best
+    /// The entropy-coding claims: the 30 % saving at fixed-m=4 accuracy, and at each target rate the best
     /// coded row that fits against JPEG (none below its lowest rate, interpolated inside, its best above).
     @Test func codingClaimsAreCheckedPerTargetRate() {
         func r(_ method: String, _ mask: Int?, _ q: Int?, _ bpp: Double, _ acc: Float, _ lambda: Float? = nil) -> ExperimentRow {

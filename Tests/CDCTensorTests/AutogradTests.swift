@@ -179,6 +179,9 @@ struct AutogradTests {
         #expect((x + x).opName == "add" && (x - x).opName == "sub" && (x * x).opName == "mul" && (x / x).opName == "div")
         #expect(Engine.withBackend(.reference) { x.matmul(x) }.opName == "matmul" && x.reshape([4]).opName == "reshape" && x.sum().opName == "sum")
         #expect(x.exp().opName == "exp" && x.relu().opName == "relu" && x.permute([1, 0]).opName == "permute")
+        // The name is the recorded `Op`'s raw value.
+        #expect(x.op == nil && (x + x).op == .add && (x * 2).op == .mulScalar && x.sum(axes: [0]).op == .sumAxes)
+        #expect(Op.allCases.allSatisfy { Op(rawValue: $0.rawValue) == $0 && $0.rawValue != "leaf" })
     }
 
     /// A blocked (oneDNN layout) gradient reaching a leaf is stored row-major.
@@ -199,12 +202,13 @@ struct AutogradTests {
         // Straight-through rounding: forward rounds, backward passes the gradient unchanged.
         let rounded = Tensor(x.values.map { $0.rounded() }, shape: [3])
         let ste = rounded.withCustomGradient("ste", inputs: [x]) { g in [g] }
-        #expect(ste.requiresGrad && ste.opName == "ste")
+        #expect(ste.requiresGrad && ste.op == .custom && ste.opName == "ste")
         (ste * 2).sum().backward()
         expectValues(x.grad!, [2, 2, 2], "straight-through gradient")
 
         let y = TestData.leaf(TestData.normal([3], seed: 29))
         let scaled = y.gradientScaled(by: 0.25)
+        #expect(scaled.op == .gradientScale)
         expectValues(scaled, y.values, atol: 0, "same values")
         (scaled * scaled).sum().backward()
         expectValues(y.grad!, y.values.map { 0.5 * $0 }, "gradient scaled by 1/4")

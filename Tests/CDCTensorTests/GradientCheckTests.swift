@@ -2,9 +2,455 @@ import Foundation
 import Testing
 @testable import CDCTensor
 
-// Finite-difference checks of every op that has a gradient, on both kernel backends.
+// Finite-difference checks of every op the engine records, on both kernel backends.
+//
+// Coverage is structural: `gradientChecks(of:)` switches exhaustively over `Op`, so a new case
+// does not compile here until it is given checks, and `everyOpHasAGradientCheck` fails for a
+// case whose list is empty. Each check must also record its op in a graph it checks (the
+// checker collects the ops of every graph it differentiates), so a check filed under the wrong
+// op fails too.
 
-// MARK: - Elementwise arithmetic with broadcasting
+// MARK: - The table
+
+/// One finite-difference check filed under the op it checks; `OpGradientTests` runs it on each
+/// backend.
+struct OpGradientCheck: Sendable, CustomTestStringConvertible {
+    var op: Op
+    var label: String
+    /// The backends on which a checked graph records `op`: all, except for a fused kernel that
+    /// only oneDNN uses on large tensors (elsewhere the same function is composed of other ops).
+    var recordedOn: [KernelBackend]
+    var run: @Sendable (KernelBackend) -> Void
+    var testDescription: String { "\(op): \(label)" }
+}
+
+/// The gradient checks of `op`.
+func gradientChecks(of op: Op) -> [OpGradientCheck] {
+    func check(_ label: String, recordedOn: [KernelBackend] = allBackends,
+               _ run: @escaping @Sendable (KernelBackend) -> Void) -> OpGradientCheck {
+        OpGradientCheck(op: op, label: label, recordedOn: recordedOn, run: run)
+    }
+    switch op {
+    // MARK: Elementwise arithmetic with broadcasting
+    case .add:
+        return broadcastCases.map { c in
+            check(c.testDescription) { backend in
+                let a = TestData.normal(c.a, seed: 1), b = TestData.normal(c.b, seed: 2)
+                checkGradients("a + b", backend: backend, [a, b]) { $0[0] + $0[1] }
+                checkGradients("b + a", backend: backend, [a, b]) { $0[1] + $0[0] }
+            }
+        }
+    case .sub:
+        return broadcastCases.map { c in
+            check(c.testDescription) { backend in
+                let a = TestData.normal(c.a, seed: 3), b = TestData.normal(c.b, seed: 4)
+                checkGradients("a - b", backend: backend, [a, b]) { $0[0] - $0[1] }
+                checkGradients("b - a", backend: backend, [a, b]) { $0[1] - $0[0] }
+            }
+        }
+    case .mul:
+        return broadcastCases.map { c in
+            check(c.testDescription) { backend in
+                let a = TestData.normal(c.a, seed: 5), b = TestData.normal(c.b, seed: 6)
+                checkGradients("a * b", backend: backend, [a, b]) { $0[0] * $0[1] }
+                checkGradients("b * a", backend: backend, [a, b]) { $0[1] * $0[0] }
+            }
+        }
+    case .div:
+        return broadcastCases.map { c in
+            check(c.testDescription) { backend in
+                // Denominators in ±[0.5, 1.5]: away from zero.
+                let a = TestData.normal(c.a, seed: 7)
+                let mag = TestData.uniform(c.a, seed: 8, low: 0.5, high: 1.5).values
+                let sign = TestData.normal(c.a, seed: 9).values.map { $0 < 0 ? Float(-1) : 1 }
+                let aPos = Tensor(zip(mag, sign).map(*), shape: c.a)
+                let bPos = TestData.uniform(c.b, seed: 10, low: 0.5, high: 1.5)
+                checkGradients("a / b", backend: backend, [a, bPos], eps: 3e-3) { $0[0] / $0[1] }
+                checkGradients("b / a", backend: backend, [bPos, aPos], eps: 3e-3) { $0[0] / $0[1] }
+            }
+        }
+    case .addRelu:
+        return [
+            // Below oneDNN's elementwise threshold, and on the reference backend, addRelu is add + relu.
+            check("small: add + relu", recordedOn: []) { backend in
+                // a away from 0 by 0.2, |b| < 0.05: a + b stays 0.15 from the kink.
+                let b = TestData.uniform([2, 3, 4], seed: 17, low: -0.05, high: 0.05)
+                let a = TestData.awayFrom([0], [2, 3, 4], seed: 18, margin: 0.2)
+                checkGradients("addRelu", backend: backend, [a, b]) { Tensor.addRelu($0[0], $0[1]) }
+            },
+            // The fused kernel: a sample of the elements (the op is elementwise).
+            check("large: fused on oneDNN", recordedOn: [.onednn]) { backend in
+                let shape = [2, 16, 32, 32]
+                let b = TestData.uniform(shape, seed: 19, low: -0.05, high: 0.05)
+                let a = TestData.awayFrom([0], shape, seed: 20, margin: 0.2)
+                #expect(a.count >= DNNLElementwise.threshold)
+                checkGradients("addRelu \(shape)", backend: backend, [a, b], sample: 40) { Tensor.addRelu($0[0], $0[1]) }
+            },
+        ]
+
+    // MARK: Scalar operands and negation
+    case .addScalar:
+        return [check("x + 2, 2 + x, x - 2") { backend in
+            let x = TestData.normal([2, 3, 4], seed: 12)
+            checkGradients("x + 2", backend: backend, [x]) { $0[0] + 2 }
+            checkGradients("2 + x", backend: backend, [x]) { 2 + $0[0] }
+            checkGradients("x - 2", backend: backend, [x]) { $0[0] - 2 }
+        }]
+    case .mulScalar:
+        return [check("x * 3, -1.5 * x, x / 4") { backend in
+            let x = TestData.normal([2, 3, 4], seed: 12)
+            checkGradients("x * 3", backend: backend, [x]) { $0[0] * 3 }
+            checkGradients("-1.5 * x", backend: backend, [x]) { -1.5 * $0[0] }
+            checkGradients("x / 4", backend: backend, [x]) { $0[0] / 4 }
+        }]
+    case .neg:
+        return [check("-x, 3 - x") { backend in
+            let x = TestData.normal([2, 3, 4], seed: 12)
+            checkGradients("-x", backend: backend, [x]) { -$0[0] }
+            checkGradients("3 - x", backend: backend, [x]) { 3 - $0[0] }
+        }]
+
+    // MARK: Unary functions and activations
+    case .exp:
+        return [check("exp, exp(2 log x)") { backend in
+            let x = TestData.normal([2, 3, 4], seed: 13)
+            let pos = TestData.uniform([2, 3, 4], seed: 14, low: 0.5, high: 2)
+            checkGradients("exp", backend: backend, [x]) { $0[0].exp() }
+            checkGradients("exp(log)", backend: backend, [pos], eps: 3e-3) { ($0[0].log() * 2).exp() }
+        }]
+    case .log:
+        return [check("log") { backend in
+            let pos = TestData.uniform([2, 3, 4], seed: 14, low: 0.5, high: 2)
+            checkGradients("log", backend: backend, [pos], eps: 3e-3) { $0[0].log() }
+        }]
+    case .sqrt:
+        return [check("sqrt") { backend in
+            let pos = TestData.uniform([2, 3, 4], seed: 14, low: 0.5, high: 2)
+            checkGradients("sqrt", backend: backend, [pos], eps: 3e-3) { $0[0].sqrt() }
+        }]
+    case .tanh:
+        return [check("tanh") { backend in
+            checkGradients("tanh", backend: backend, [TestData.normal([2, 3, 4], seed: 13)]) { $0[0].tanh() }
+        }]
+    case .sigmoid:
+        return [check("sigmoid") { backend in
+            checkGradients("sigmoid", backend: backend, [TestData.normal([2, 3, 4], seed: 13)]) { $0[0].sigmoid() }
+        }]
+    case .relu:
+        return [check("relu") { backend in
+            let x = TestData.awayFrom([0], [2, 3, 4], seed: 15, margin: 0.1)
+            checkGradients("relu", backend: backend, [x]) { $0[0].relu() }
+        }]
+    case .leakyRelu:
+        return [check("slope 0.2 and default") { backend in
+            let x = TestData.awayFrom([0], [2, 3, 4], seed: 15, margin: 0.1)
+            checkGradients("leakyRelu(0.2)", backend: backend, [x]) { $0[0].leakyRelu(0.2) }
+            checkGradients("leakyRelu(default)", backend: backend, [x]) { $0[0].leakyRelu() }
+        }]
+    case .clamp:
+        return [check("clamp(-0.5, 0.7)") { backend in
+            let c = TestData.awayFrom([-0.5, 0.7], [2, 3, 4], seed: 16, margin: 0.05)
+            checkGradients("clamp(-0.5, 0.7)", backend: backend, [c]) { $0[0].clamp(-0.5, 0.7) }
+            // Some elements are clamped on each side, some pass through.
+            let v = c.values
+            #expect(v.contains { $0 < -0.5 } && v.contains { $0 > 0.7 } && v.contains { $0 > -0.5 && $0 < 0.7 })
+        }]
+
+    // MARK: Matrix products
+    case .matmul:
+        let ab: @Sendable () -> [Tensor] = { [TestData.normal([3, 4], seed: 20), TestData.normal([4, 5], seed: 21)] }
+        return [
+            check("both") { checkGradients("matmul", backend: $0, ab()) { $0[0].matmul($0[1]) } },
+            check("only rhs") { checkGradients("matmul only rhs", backend: $0, ab(), wrt: [1]) { $0[0].matmul($0[1]) } },
+            check("only lhs") { checkGradients("matmul only lhs", backend: $0, ab(), wrt: [0]) { $0[0].matmul($0[1]) } },
+            check("row vector") { backend in
+                let v = TestData.normal([1, 4], seed: 22)
+                checkGradients("row vector matmul", backend: backend, [v, ab()[1]]) { $0[0].matmul($0[1]) }
+            },
+        ]
+    case .linear:
+        let xwb: @Sendable () -> [Tensor] = {
+            [TestData.normal([3, 4], seed: 23), TestData.normal([5, 4], seed: 24), TestData.normal([5], seed: 25)]
+        }
+        return [
+            check("with bias") { backend in
+                checkGradients("linear+bias", backend: backend, xwb()) { Tensor.linear($0[0], weight: $0[1], bias: $0[2]) }
+            },
+            check("no bias") { backend in
+                checkGradients("linear", backend: backend, Array(xwb()[0...1])) { Tensor.linear($0[0], weight: $0[1], bias: nil) }
+            },
+            check("x constant") { backend in
+                checkGradients("linear, x constant", backend: backend, xwb(), wrt: [1, 2]) {
+                    Tensor.linear($0[0], weight: $0[1], bias: $0[2])
+                }
+            },
+            check("w and b constant") { backend in
+                checkGradients("linear, w constant", backend: backend, xwb(), wrt: [0]) {
+                    Tensor.linear($0[0], weight: $0[1], bias: $0[2])
+                }
+            },
+        ]
+
+    // MARK: Reductions
+    case .sum:
+        return [check("sum(), mean(), sum(x²)") { backend in
+            let x = TestData.normal([2, 3, 4], seed: 37)
+            checkGradients("sum()", backend: backend, [x]) { $0[0].sum() }
+            checkGradients("mean()", backend: backend, [x]) { $0[0].mean() }
+            checkGradients("sum(x²)", backend: backend, [x]) { ($0[0] * $0[0]).sum() }
+        }]
+    case .sumAxes:
+        return [check("sum and mean over axes") { backend in
+            let x = TestData.normal([2, 3, 4], seed: 37)
+            checkGradients("sum(axes:[0,2])", backend: backend, [x]) { $0[0].sum(axes: [0, 2]) }
+            checkGradients("sum(axes:[1])", backend: backend, [x]) { $0[0].sum(axes: [1]) }
+            checkGradients("sum(axes:[-1], keepDims)", backend: backend, [x]) { $0[0].sum(axes: [-1], keepDims: true) }
+            checkGradients("sum(axes:[0,1,2])", backend: backend, [x]) { $0[0].sum(axes: [0, 1, 2]) }
+            checkGradients("mean(axes:[1])", backend: backend, [x]) { $0[0].mean(axes: [1]) }
+            checkGradients("mean(axes:[0,-1], keepDims)", backend: backend, [x]) { $0[0].mean(axes: [0, -1], keepDims: true) }
+            checkGradients("x - mean(axes:[2], keepDims)", backend: backend, [x]) {
+                let d = $0[0] - $0[0].mean(axes: [2], keepDims: true)
+                return d * d
+            }
+        }]
+
+    // MARK: Shapes
+    case .reshape:
+        return [check("reshape, flatten") { backend in
+            let x = TestData.normal([2, 3, 4], seed: 30), w = TestData.normal([4, 6], seed: 31)
+            // A following op that mixes elements makes a wrong element order visible.
+            checkGradients("reshape", backend: backend, [x, w]) { $0[0].reshape([-1, 4]).matmul($0[1]) }
+            checkGradients("flatten", backend: backend, [x]) { $0[0].flatten() }
+            checkGradients("flatten(0,1)", backend: backend, [x]) { $0[0].flatten(from: 0, to: 1) * $0[0].flatten(from: 0, to: 1) }
+        }]
+    case .permute:
+        return [check("permute, transposed") { backend in
+            let x = TestData.normal([2, 3, 4], seed: 30), w = TestData.normal([4, 6], seed: 31)
+            checkGradients("permute", backend: backend, [x]) { $0[0].permute([2, 0, 1]) * $0[0].permute([2, 0, 1]).exp() }
+            checkGradients("permute·matmul", backend: backend, [x, w]) {
+                $0[0].permute([1, 0, 2]).reshape([6, 4]).matmul($0[1])
+            }
+            let x4 = TestData.normal([2, 3, 2, 2], seed: 32)
+            checkGradients("permute NCHW→NHWC", backend: backend, [x4]) { $0[0].permute([0, 2, 3, 1]).reshape([8, 3]).sigmoid() }
+            checkGradients("transposed", backend: backend, [w]) { $0[0].transposed().matmul($0[0]) }
+            checkGradients("transposed(1,2)", backend: backend, [x]) { $0[0].transposed(1, 2).tanh() }
+        }]
+    case .concat:
+        return [0, 1, 2].map { axis in
+            check("axis \(axis)") { backend in
+                var s1 = [2, 3, 4], s2 = [2, 3, 4], s3 = [2, 3, 4]
+                s1[axis] = 1; s2[axis] = 2; s3[axis] = 3
+                let a = TestData.normal(s1, seed: 33), b = TestData.normal(s2, seed: 34), c = TestData.normal(s3, seed: 35)
+                checkGradients("concat axis \(axis)", backend: backend, [a, b, c]) { Tensor.concat($0, axis: axis) }
+                checkGradients("concat axis \(axis) with reuse", backend: backend, [a, b]) {
+                    Tensor.concat([$0[0], $0[1], $0[0]], axis: axis).tanh()
+                }
+            }
+        }
+    case .slice:
+        return [0, 1, 2].map { axis in
+            check("axis \(axis)") { backend in
+                let x = TestData.normal([3, 4, 5], seed: 36)
+                checkGradients("slice axis \(axis)", backend: backend, [x]) { $0[0].slice(axis: axis, 1..<3) }
+                checkGradients("two slices axis \(axis)", backend: backend, [x]) {
+                    $0[0].slice(axis: axis, 0..<2) * $0[0].slice(axis: axis, 1..<3)
+                }
+            }
+        }
+
+    // MARK: Convolutions
+    case .conv:
+        return conv2dGradCases.map { c in
+            check("conv2d \(c.name)") { backend in
+                checkGradients("conv2d \(c.name)", backend: backend, convInputs(.conv2d, c)) { applyConv(.conv2d, c, $0) }
+            }
+        } + conv1dGradCases.map { c in
+            check("conv1d \(c.name)") { backend in
+                checkGradients("conv1d \(c.name)", backend: backend, convInputs(.conv1d, c)) { applyConv(.conv1d, c, $0) }
+            }
+        } + partialRequiresGrad.map { wrt in
+            // Only some of input/weight/bias require grad: the others get none.
+            check("conv2d wrt \(wrt)") { backend in
+                let c = conv2dGradCases[2]
+                checkGradients("conv2d wrt \(wrt)", backend: backend, convInputs(.conv2d, c), wrt: wrt) { applyConv(.conv2d, c, $0) }
+            }
+        }
+    case .convTranspose:
+        return convT2dGradCases.map { c in
+            check("convTranspose2d \(c.name)") { backend in
+                checkGradients("convTranspose2d \(c.name)", backend: backend, convInputs(.convT2d, c)) { applyConv(.convT2d, c, $0) }
+            }
+        } + convT1dGradCases.map { c in
+            check("convTranspose1d \(c.name)") { backend in
+                checkGradients("convTranspose1d \(c.name)", backend: backend, convInputs(.convT1d, c)) { applyConv(.convT1d, c, $0) }
+            }
+        } + partialRequiresGrad.map { wrt in
+            check("convTranspose2d wrt \(wrt)") { backend in
+                let c = convT2dGradCases[2]
+                checkGradients("convT2d wrt \(wrt)", backend: backend, convInputs(.convT2d, c), wrt: wrt) { applyConv(.convT2d, c, $0) }
+            }
+        }
+
+    // MARK: Pooling
+    case .maxPool:
+        return [
+            check("maxPool2d") { backend in
+                // Distinct values 0.1 apart: no ties, and a ±0.01 step never changes a window's maximum.
+                let x = TestData.distinct([2, 2, 5, 6], seed: 40)
+                checkGradients("maxPool2d k2", backend: backend, [x]) { $0[0].maxPool2d(kernel: (2, 2)) }
+                checkGradients("maxPool2d k3 s2 p1", backend: backend, [x]) {
+                    $0[0].maxPool2d(kernel: (3, 3), stride: (2, 2), padding: (1, 1))
+                }
+                checkGradients("maxPool2d k(2,3) s(1,2) overlapping", backend: backend, [x]) {
+                    $0[0].maxPool2d(kernel: (2, 3), stride: (1, 2))
+                }
+                let neg = TestData.distinct([1, 2, 4, 4], seed: 41)
+                checkGradients("maxPool2d of negatives with padding", backend: backend, [neg]) {
+                    ($0[0] - 10).maxPool2d(kernel: (2, 2), stride: (1, 1), padding: (1, 1))
+                }
+            },
+            check("maxPool1d") { backend in
+                let x = TestData.distinct([2, 3, 7], seed: 43)
+                checkGradients("maxPool1d k2", backend: backend, [x]) { $0[0].maxPool1d(kernel: 2) }
+                checkGradients("maxPool1d k3 s2 p1", backend: backend, [x]) { $0[0].maxPool1d(kernel: 3, stride: 2, padding: 1) }
+            },
+        ]
+    case .avgPool:
+        return [true, false].map { countIncludePad in
+            check("avgPool2d countIncludePad=\(countIncludePad)") { backend in
+                let x = TestData.normal([2, 2, 5, 6], seed: 42)
+                checkGradients("avgPool2d k2", backend: backend, [x]) {
+                    $0[0].avgPool2d(kernel: (2, 2), countIncludePad: countIncludePad)
+                }
+                checkGradients("avgPool2d k3 s2 p1 include=\(countIncludePad)", backend: backend, [x]) {
+                    $0[0].avgPool2d(kernel: (3, 3), stride: (2, 2), padding: (1, 1), countIncludePad: countIncludePad)
+                }
+                checkGradients("avgPool2d k(2,3) s1 p(1,1) include=\(countIncludePad)", backend: backend, [x]) {
+                    $0[0].avgPool2d(kernel: (2, 3), stride: (1, 1), padding: (1, 1), countIncludePad: countIncludePad)
+                }
+            }
+        } + [
+            check("avgPool1d") { backend in
+                let y = TestData.normal([2, 3, 7], seed: 44)
+                checkGradients("avgPool1d k2", backend: backend, [y]) { $0[0].avgPool1d(kernel: 2) }
+                checkGradients("avgPool1d k3 s2 p1", backend: backend, [y]) { $0[0].avgPool1d(kernel: 3, stride: 2, padding: 1) }
+                checkGradients("avgPool1d k3 s1 p1 exclude", backend: backend, [y]) {
+                    $0[0].avgPool1d(kernel: 3, stride: 1, padding: 1, countIncludePad: false)
+                }
+            },
+            check("globalAvgPool") { backend in
+                let x4 = TestData.normal([2, 3, 4, 5], seed: 45)
+                checkGradients("globalAvgPool 4-D", backend: backend, [x4]) { $0[0].globalAvgPool() }
+                let x3 = TestData.normal([2, 3, 7], seed: 46)
+                checkGradients("globalAvgPool 3-D", backend: backend, [x3]) { $0[0].globalAvgPool() }
+            },
+        ]
+
+    // MARK: Batch normalisation
+    case .batchNorm:
+        return [[6, 3], [3, 2, 5], [2, 3, 3, 2], [2, 2, 2, 3]].flatMap { shape in
+            [false, true].map { fuseReLU in
+                check("training \(shape) fuseReLU=\(fuseReLU)") { backend in
+                    batchNormTrainingGradientCheck(backend, shape: shape, fuseReLU: fuseReLU)
+                }
+            }
+        } + [false, true].map { fuseReLU in
+            check("eval fuseReLU=\(fuseReLU)") { backend in batchNormEvalGradientCheck(backend, fuseReLU: fuseReLU) }
+        }
+
+    // MARK: Losses and log-softmax
+    case .logSoftmax:
+        return [check("2-D and 3-D") { backend in
+            let x = TestData.normal([3, 5], seed: 80, std: 2)
+            checkGradients("logSoftmax", backend: backend, [x]) { $0[0].logSoftmax() }
+            let x3 = TestData.normal([2, 2, 4], seed: 81)
+            checkGradients("logSoftmax 3-D", backend: backend, [x3]) { $0[0].logSoftmax() }
+        }]
+    case .crossEntropy:
+        return [check("logits, and through a linear layer") { backend in
+            let x = TestData.normal([4, 5], seed: 82, std: 2)
+            let labels = [2, 0, 4, 2]
+            checkGradients("crossEntropy", backend: backend, [x]) { Tensor.crossEntropy($0[0], labels: labels) }
+            let w = TestData.normal([5, 3], seed: 83), h = TestData.normal([4, 3], seed: 84)
+            checkGradients("crossEntropy∘linear", backend: backend, [h, w]) {
+                Tensor.crossEntropy(Tensor.linear($0[0], weight: $0[1], bias: nil), labels: labels)
+            }
+        }]
+    case .mse:
+        return [check("both inputs, prediction only, of tanh") { backend in
+            let p = TestData.normal([3, 4], seed: 85), t = TestData.normal([3, 4], seed: 86)
+            checkGradients("mse", backend: backend, [p, t]) { Tensor.mse($0[0], $0[1]) }
+            checkGradients("mse wrt prediction", backend: backend, [p, t], wrt: [0]) { Tensor.mse($0[0], $0[1]) }
+            checkGradients("mse of tanh", backend: backend, [p, t]) { Tensor.mse($0[0].tanh(), $0[1]) }
+        }]
+
+    // MARK: Gradient scaling and custom gradients
+    case .gradientScale:
+        // The forward is the identity and the backward multiplies by `s`, which is not the
+        // derivative: a custom op in front divides the gradient by `s` again, so the whole is
+        // the identity (times a tanh) and finite differences apply; a wrong factor fails.
+        return [1, 0.25, -2].map { (s: Float) in
+            check("scale \(s)") { backend in
+                let x = TestData.normal([3, 4], seed: 96)
+                checkGradients("gradientScaled(by: \(s)) after ×1/\(s)", backend: backend, [x]) { t in
+                    let x = t[0]
+                    let unscaled = Autograd.noGrad { x * 1 }.withCustomGradient("unscale", inputs: [x]) { g in [g * (1 / s)] }
+                    return unscaled.gradientScaled(by: s).tanh()
+                }
+            }
+        }
+    case .custom:
+        // `withCustomGradient` routes each input's gradient from the backward it is given.
+        return [check("a·b with a hand-written backward") { backend in
+            let a = TestData.normal([3, 4], seed: 97), b = TestData.normal([4], seed: 98)
+            checkGradients("custom a·b", backend: backend, [a, b]) { t in
+                let (p, q) = (t[0], t[1])
+                let y = Autograd.noGrad { p * q }.withCustomGradient("product", inputs: [p, q]) { g in
+                    [g * q, (g * p).sumToShape(q.shape)]
+                }
+                return y.tanh()
+            }
+            checkGradients("custom a·b, only b", backend: backend, [a, b], wrt: [1]) { t in
+                let (p, q) = (t[0], t[1])
+                return Autograd.noGrad { p * q }.withCustomGradient("product", inputs: [p, q]) { g in
+                    [nil, (g * p).sumToShape(q.shape)]
+                }
+            }
+        }]
+    }
+}
+
+/// The input subsets of the convolutions' partial-`requiresGrad` checks.
+let partialRequiresGrad: [[Int]] = [[0], [1], [2], [1, 2]]
+
+/// Every op's checks, flattened for `@Test(arguments:)`.
+let allOpGradientChecks: [OpGradientCheck] = Op.allCases.flatMap(gradientChecks(of:))
+
+@Suite("Gradient checks: every recorded op")
+struct OpGradientTests {
+    /// One check on one backend; where the check's op is recorded on this backend, some graph
+    /// it checked must contain it.
+    @Test(arguments: allOpGradientChecks, allBackends)
+    func gradient(check: OpGradientCheck, backend: KernelBackend) {
+        let recorded = CheckedOps.collect { check.run(backend) }
+        if check.recordedOn.contains(backend) {
+            #expect(recorded.contains(check.op), """
+                \(check.testDescription) [\(backend)]: the checked graphs recorded \
+                \(recorded.map(\.rawValue).sorted()), not \(check.op)
+                """)
+        }
+    }
+
+    /// Every `Op` case, `custom` included (the plumbing of `withCustomGradient`), has at least
+    /// one check whose graphs record it: adding an op without a gradient check fails here.
+    @Test func everyOpHasAGradientCheck() {
+        let unchecked = Op.allCases.filter { op in !gradientChecks(of: op).contains { !$0.recordedOn.isEmpty } }
+        #expect(unchecked.isEmpty, "ops without a gradient check: \(unchecked.map(\.rawValue))")
+        #expect(Set(allOpGradientChecks.map(\.op)) == Set(Op.allCases))
+    }
+}
+
+// MARK: - Elementwise cases
 
 /// Shapes for a binary op: the first operand is [2, 3, 4] (or the listed shape), the second
 /// is broadcast against it (and the reverse order is checked too).
@@ -24,41 +470,9 @@ let broadcastCases: [BroadcastCase] = [
     BroadcastCase(a: [3, 1], b: [1, 5]),
 ]
 
-@Suite("Gradient checks: elementwise")
-struct ElementwiseGradientTests {
-    @Test(arguments: allBackends, broadcastCases)
-    func add(backend: KernelBackend, c: BroadcastCase) {
-        let a = TestData.normal(c.a, seed: 1), b = TestData.normal(c.b, seed: 2)
-        checkGradients("a + b", backend: backend, [a, b]) { $0[0] + $0[1] }
-        checkGradients("b + a", backend: backend, [a, b]) { $0[1] + $0[0] }
-    }
-
-    @Test(arguments: allBackends, broadcastCases)
-    func sub(backend: KernelBackend, c: BroadcastCase) {
-        let a = TestData.normal(c.a, seed: 3), b = TestData.normal(c.b, seed: 4)
-        checkGradients("a - b", backend: backend, [a, b]) { $0[0] - $0[1] }
-        checkGradients("b - a", backend: backend, [a, b]) { $0[1] - $0[0] }
-    }
-
-    @Test(arguments: allBackends, broadcastCases)
-    func mul(backend: KernelBackend, c: BroadcastCase) {
-        let a = TestData.normal(c.a, seed: 5), b = TestData.normal(c.b, seed: 6)
-        checkGradients("a * b", backend: backend, [a, b]) { $0[0] * $0[1] }
-        checkGradients("b * a", backend: backend, [a, b]) { $0[1] * $0[0] }
-    }
-
-    @Test(arguments: allBackends, broadcastCases)
-    func div(backend: KernelBackend, c: BroadcastCase) {
-        // Denominators in ±[0.5, 1.5]: away from zero.
-        let a = TestData.normal(c.a, seed: 7)
-        let mag = TestData.uniform(c.a, seed: 8, low: 0.5, high: 1.5).values
-        let sign = TestData.normal(c.a, seed: 9).values.map { $0 < 0 ? Float(-1) : 1 }
-        let aPos = Tensor(zip(mag, sign).map(*), shape: c.a)
-        let bPos = TestData.uniform(c.b, seed: 10, low: 0.5, high: 1.5)
-        checkGradients("a / b", backend: backend, [a, bPos], eps: 3e-3) { $0[0] / $0[1] }
-        checkGradients("b / a", backend: backend, [bPos, aPos], eps: 3e-3) { $0[0] / $0[1] }
-    }
-
+/// Gradient checks of compositions rather than of one op.
+@Suite("Gradient checks: compositions")
+struct CompositionGradientTests {
     @Test(arguments: allBackends)
     func sameTensorTwice(backend: KernelBackend) {
         let a = TestData.normal([3, 4], seed: 11)
@@ -69,134 +483,42 @@ struct ElementwiseGradientTests {
     }
 
     @Test(arguments: allBackends)
-    func scalarOps(backend: KernelBackend) {
-        let x = TestData.normal([2, 3, 4], seed: 12)
-        checkGradients("x + 2", backend: backend, [x]) { $0[0] + 2 }
-        checkGradients("2 + x", backend: backend, [x]) { 2 + $0[0] }
-        checkGradients("x - 2", backend: backend, [x]) { $0[0] - 2 }
-        checkGradients("3 - x", backend: backend, [x]) { 3 - $0[0] }
-        checkGradients("x * 3", backend: backend, [x]) { $0[0] * 3 }
-        checkGradients("-1.5 * x", backend: backend, [x]) { -1.5 * $0[0] }
-        checkGradients("x / 4", backend: backend, [x]) { $0[0] / 4 }
-        checkGradients("-x", backend: backend, [x]) { -$0[0] }
-    }
-
-    @Test(arguments: allBackends)
-    func unary(backend: KernelBackend) {
-        let x = TestData.normal([2, 3, 4], seed: 13)
-        let pos = TestData.uniform([2, 3, 4], seed: 14, low: 0.5, high: 2)
-        checkGradients("exp", backend: backend, [x]) { $0[0].exp() }
-        checkGradients("log", backend: backend, [pos], eps: 3e-3) { $0[0].log() }
-        checkGradients("sqrt", backend: backend, [pos], eps: 3e-3) { $0[0].sqrt() }
-        checkGradients("tanh", backend: backend, [x]) { $0[0].tanh() }
-        checkGradients("sigmoid", backend: backend, [x]) { $0[0].sigmoid() }
-        checkGradients("exp(log)", backend: backend, [pos], eps: 3e-3) { ($0[0].log() * 2).exp() }
-    }
-
-    @Test(arguments: allBackends)
-    func activationsWithKinks(backend: KernelBackend) {
-        let x = TestData.awayFrom([0], [2, 3, 4], seed: 15, margin: 0.1)
-        checkGradients("relu", backend: backend, [x]) { $0[0].relu() }
-        checkGradients("leakyRelu(0.2)", backend: backend, [x]) { $0[0].leakyRelu(0.2) }
-        checkGradients("leakyRelu(default)", backend: backend, [x]) { $0[0].leakyRelu() }
-        // relu(a + b) fused: a away from 0 by 0.2, |b| < 0.05, so a + b stays 0.15 from the kink.
-        let b = TestData.uniform([2, 3, 4], seed: 17, low: -0.05, high: 0.05)
-        let a = TestData.awayFrom([0], [2, 3, 4], seed: 18, margin: 0.2)
-        checkGradients("addRelu", backend: backend, [a, b]) { Tensor.addRelu($0[0], $0[1]) }
-        let c = TestData.awayFrom([-0.5, 0.7], [2, 3, 4], seed: 16, margin: 0.05)
-        checkGradients("clamp(-0.5, 0.7)", backend: backend, [c]) { $0[0].clamp(-0.5, 0.7) }
-        // Some elements are clamped on each side, some pass through.
-        let v = c.values
-        #expect(v.contains { $0 < -0.5 } && v.contains { $0 > 0.7 } && v.contains { $0 > -0.5 && $0 < 0.7 })
-    }
-}
-
-// MARK: - Matrix products
-
-@Suite("Gradient checks: matmul and linear")
-struct MatmulGradientTests {
-    @Test(arguments: allBackends)
-    func matmul(backend: KernelBackend) {
-        let a = TestData.normal([3, 4], seed: 20), b = TestData.normal([4, 5], seed: 21)
-        checkGradients("matmul", backend: backend, [a, b]) { $0[0].matmul($0[1]) }
-        checkGradients("matmul only rhs", backend: backend, [a, b], wrt: [1]) { $0[0].matmul($0[1]) }
-        checkGradients("matmul only lhs", backend: backend, [a, b], wrt: [0]) { $0[0].matmul($0[1]) }
-        let v = TestData.normal([1, 4], seed: 22)
-        checkGradients("row vector matmul", backend: backend, [v, b]) { $0[0].matmul($0[1]) }
-    }
-
-    @Test(arguments: allBackends)
-    func linear(backend: KernelBackend) {
-        let x = TestData.normal([3, 4], seed: 23), w = TestData.normal([5, 4], seed: 24), b = TestData.normal([5], seed: 25)
-        checkGradients("linear+bias", backend: backend, [x, w, b]) { Tensor.linear($0[0], weight: $0[1], bias: $0[2]) }
-        checkGradients("linear", backend: backend, [x, w]) { Tensor.linear($0[0], weight: $0[1], bias: nil) }
-        checkGradients("linear, x constant", backend: backend, [x, w, b], wrt: [1, 2]) {
-            Tensor.linear($0[0], weight: $0[1], bias: $0[2])
-        }
-        checkGradients("linear, w constant", backend: backend, [x, w, b], wrt: [0]) {
-            Tensor.linear($0[0], weight: $0[1], bias: $0[2])
-        }
-    }
-}
-
-// MARK: - Shapes and reductions
-
-@Suite("Gradient checks: shapes and reductions")
-struct ShapeGradientTests {
-    @Test(arguments: allBackends)
-    func reshapeFlattenPermute(backend: KernelBackend) {
-        let x = TestData.normal([2, 3, 4], seed: 30)
-        let w = TestData.normal([4, 6], seed: 31)
-        // A following op that mixes elements makes a wrong element order visible.
-        checkGradients("reshape", backend: backend, [x, w]) { $0[0].reshape([-1, 4]).matmul($0[1]) }
-        checkGradients("flatten", backend: backend, [x]) { $0[0].flatten() }
-        checkGradients("flatten(0,1)", backend: backend, [x]) { $0[0].flatten(from: 0, to: 1) * $0[0].flatten(from: 0, to: 1) }
-        checkGradients("permute", backend: backend, [x]) { $0[0].permute([2, 0, 1]) * $0[0].permute([2, 0, 1]).exp() }
-        checkGradients("permute·matmul", backend: backend, [x, w]) {
-            $0[0].permute([1, 0, 2]).reshape([6, 4]).matmul($0[1])
-        }
-        let x4 = TestData.normal([2, 3, 2, 2], seed: 32)
-        checkGradients("permute NCHW→NHWC", backend: backend, [x4]) { $0[0].permute([0, 2, 3, 1]).reshape([8, 3]).sigmoid() }
-        checkGradients("transposed", backend: backend, [w]) { $0[0].transposed().matmul($0[0]) }
-        checkGradients("transposed(1,2)", backend: backend, [x]) { $0[0].transposed(1, 2).tanh() }
-    }
-
-    @Test(arguments: allBackends, [0, 1, 2])
-    func concat(backend: KernelBackend, axis: Int) {
-        var s1 = [2, 3, 4], s2 = [2, 3, 4], s3 = [2, 3, 4]
-        s1[axis] = 1; s2[axis] = 2; s3[axis] = 3
-        let a = TestData.normal(s1, seed: 33), b = TestData.normal(s2, seed: 34), c = TestData.normal(s3, seed: 35)
-        checkGradients("concat axis \(axis)", backend: backend, [a, b, c]) { Tensor.concat($0, axis: axis) }
-        checkGradients("concat axis \(axis) with reuse", backend: backend, [a, b]) {
-            Tensor.concat([$0[0], $0[1], $0[0]], axis: axis).tanh()
-        }
-    }
-
-    @Test(arguments: allBackends, [0, 1, 2])
-    func slice(backend: KernelBackend, axis: Int) {
-        let x = TestData.normal([3, 4, 5], seed: 36)
-        checkGradients("slice axis \(axis)", backend: backend, [x]) { $0[0].slice(axis: axis, 1..<3) }
-        checkGradients("two slices axis \(axis)", backend: backend, [x]) {
-            $0[0].slice(axis: axis, 0..<2) * $0[0].slice(axis: axis, 1..<3)
+    func dropoutNumerical(backend: KernelBackend) {
+        let x = TestData.normal([4, 5], seed: 87)
+        checkGradients("dropout(0.3)", backend: backend, [x]) {
+            var g = SeededGenerator(seed: 5)
+            return $0[0].dropout(0.3, training: true, generator: &g)
         }
     }
 
     @Test(arguments: allBackends)
-    func reductions(backend: KernelBackend) {
-        let x = TestData.normal([2, 3, 4], seed: 37)
-        checkGradients("sum()", backend: backend, [x]) { $0[0].sum() }
-        checkGradients("mean()", backend: backend, [x]) { $0[0].mean() }
-        checkGradients("sum(x²)", backend: backend, [x]) { ($0[0] * $0[0]).sum() }
-        checkGradients("sum(axes:[0,2])", backend: backend, [x]) { $0[0].sum(axes: [0, 2]) }
-        checkGradients("sum(axes:[1])", backend: backend, [x]) { $0[0].sum(axes: [1]) }
-        checkGradients("sum(axes:[-1], keepDims)", backend: backend, [x]) { $0[0].sum(axes: [-1], keepDims: true) }
-        checkGradients("sum(axes:[0,1,2])", backend: backend, [x]) { $0[0].sum(axes: [0, 1, 2]) }
-        checkGradients("mean(axes:[1])", backend: backend, [x]) { $0[0].mean(axes: [1]) }
-        checkGradients("mean(axes:[0,-1], keepDims)", backend: backend, [x]) { $0[0].mean(axes: [0, -1], keepDims: true) }
-        checkGradients("x - mean(axes:[2], keepDims)", backend: backend, [x]) {
-            let d = $0[0] - $0[0].mean(axes: [2], keepDims: true)
-            return d * d
+    func dropoutGradientIsMask(backend: KernelBackend) {
+        let p: Float = 0.4
+        var g2 = SeededGenerator(seed: 123)
+        let x0 = TestData.normal([6, 7], seed: 88), seed = TestData.normal([6, 7], seed: 89)
+        let mask = (0..<x0.count).map { _ in g2.nextUniform() < p ? Float(0) : 1 / (1 - p) }
+        #expect(mask.contains(0) && mask.contains(1 / (1 - p)))
+        let r = onBackend(backend) {
+            let x = TestData.leaf(x0)
+            var g = SeededGenerator(seed: 123)
+            let y = x.dropout(p, training: true, generator: &g)
+            y.backward(seed)
+            let seeded = x.grad!.values
+            // Same generator state again: the same mask.
+            x.grad = nil
+            var g3 = SeededGenerator(seed: 123)
+            x.dropout(p, training: true, generator: &g3).sum().backward()
+            // Eval mode and p = 0 are the identity.
+            var g4 = SeededGenerator(seed: 1)
+            let eval = x.dropout(p, training: false, generator: &g4).values
+            let p0 = x.dropout(0, training: true, generator: &g4).values
+            return (y.values, seeded, x.grad!.values, eval, p0)
         }
+        expectValues(r.0, zip(mask, x0.values).map(*), atol: 1e-6, "dropout forward = mask ⊙ x")
+        expectValues(r.1, zip(mask, seed.values).map(*), atol: 1e-6, "dropout grad = mask ⊙ seed")
+        expectValues(r.2, mask, atol: 1e-6, "dropout grad = mask")
+        expectValues(r.3, x0.values, atol: 0, "dropout in eval mode")
+        expectValues(r.4, x0.values, atol: 0, "dropout with p = 0")
     }
 }
 
@@ -302,96 +624,6 @@ func convInputs(_ kind: ConvKind, _ c: ConvGradCase, margin: Float = 0.08) -> [T
     fatalError("no seed keeps \(c.name) away from the activation's kink")
 }
 
-@Suite("Gradient checks: convolutions")
-struct ConvGradientTests {
-    @Test(arguments: allBackends, conv2dGradCases)
-    func conv2d(backend: KernelBackend, c: ConvGradCase) {
-        checkGradients("conv2d \(c.name)", backend: backend, convInputs(.conv2d, c)) { applyConv(.conv2d, c, $0) }
-    }
-
-    @Test(arguments: allBackends, conv1dGradCases)
-    func conv1d(backend: KernelBackend, c: ConvGradCase) {
-        checkGradients("conv1d \(c.name)", backend: backend, convInputs(.conv1d, c)) { applyConv(.conv1d, c, $0) }
-    }
-
-    @Test(arguments: allBackends, convT2dGradCases)
-    func convTranspose2d(backend: KernelBackend, c: ConvGradCase) {
-        checkGradients("convTranspose2d \(c.name)", backend: backend, convInputs(.convT2d, c)) { applyConv(.convT2d, c, $0) }
-    }
-
-    @Test(arguments: allBackends, convT1dGradCases)
-    func convTranspose1d(backend: KernelBackend, c: ConvGradCase) {
-        checkGradients("convTranspose1d \(c.name)", backend: backend, convInputs(.convT1d, c)) { applyConv(.convT1d, c, $0) }
-    }
-
-    /// Only one of input/weight/bias requires grad: the others get none and the one that does
-    /// still gets the right gradient.
-    @Test(arguments: allBackends, [[0], [1], [2], [1, 2]])
-    func partialRequiresGrad(backend: KernelBackend, wrt: [Int]) {
-        let c = conv2dGradCases[2]
-        checkGradients("conv2d wrt \(wrt)", backend: backend, convInputs(.conv2d, c), wrt: wrt) { applyConv(.conv2d, c, $0) }
-        let t = convT2dGradCases[2]
-        checkGradients("convT2d wrt \(wrt)", backend: backend, convInputs(.convT2d, t), wrt: wrt) { applyConv(.convT2d, t, $0) }
-    }
-}
-
-// MARK: - Pooling
-
-@Suite("Gradient checks: pooling")
-struct PoolGradientTests {
-    @Test(arguments: allBackends)
-    func maxPool2d(backend: KernelBackend) {
-        // Distinct values 0.1 apart: no ties, and a ±0.01 step never changes a window's maximum.
-        let x = TestData.distinct([2, 2, 5, 6], seed: 40)
-        checkGradients("maxPool2d k2", backend: backend, [x]) { $0[0].maxPool2d(kernel: (2, 2)) }
-        checkGradients("maxPool2d k3 s2 p1", backend: backend, [x]) {
-            $0[0].maxPool2d(kernel: (3, 3), stride: (2, 2), padding: (1, 1))
-        }
-        checkGradients("maxPool2d k(2,3) s(1,2) overlapping", backend: backend, [x]) {
-            $0[0].maxPool2d(kernel: (2, 3), stride: (1, 2))
-        }
-        let neg = TestData.distinct([1, 2, 4, 4], seed: 41)
-        checkGradients("maxPool2d of negatives with padding", backend: backend, [neg]) {
-            ($0[0] - 10).maxPool2d(kernel: (2, 2), stride: (1, 1), padding: (1, 1))
-        }
-    }
-
-    @Test(arguments: allBackends, [true, false])
-    func avgPool2d(backend: KernelBackend, countIncludePad: Bool) {
-        let x = TestData.normal([2, 2, 5, 6], seed: 42)
-        checkGradients("avgPool2d k2", backend: backend, [x]) {
-            $0[0].avgPool2d(kernel: (2, 2), countIncludePad: countIncludePad)
-        }
-        checkGradients("avgPool2d k3 s2 p1 include=\(countIncludePad)", backend: backend, [x]) {
-            $0[0].avgPool2d(kernel: (3, 3), stride: (2, 2), padding: (1, 1), countIncludePad: countIncludePad)
-        }
-        checkGradients("avgPool2d k(2,3) s1 p(1,1) include=\(countIncludePad)", backend: backend, [x]) {
-            $0[0].avgPool2d(kernel: (2, 3), stride: (1, 1), padding: (1, 1), countIncludePad: countIncludePad)
-        }
-    }
-
-    @Test(arguments: allBackends)
-    func pool1d(backend: KernelBackend) {
-        let x = TestData.distinct([2, 3, 7], seed: 43)
-        checkGradients("maxPool1d k2", backend: backend, [x]) { $0[0].maxPool1d(kernel: 2) }
-        checkGradients("maxPool1d k3 s2 p1", backend: backend, [x]) { $0[0].maxPool1d(kernel: 3, stride: 2, padding: 1) }
-        let y = TestData.normal([2, 3, 7], seed: 44)
-        checkGradients("avgPool1d k2", backend: backend, [y]) { $0[0].avgPool1d(kernel: 2) }
-        checkGradients("avgPool1d k3 s2 p1", backend: backend, [y]) { $0[0].avgPool1d(kernel: 3, stride: 2, padding: 1) }
-        checkGradients("avgPool1d k3 s1 p1 exclude", backend: backend, [y]) {
-            $0[0].avgPool1d(kernel: 3, stride: 1, padding: 1, countIncludePad: false)
-        }
-    }
-
-    @Test(arguments: allBackends)
-    func globalAvgPool(backend: KernelBackend) {
-        let x4 = TestData.normal([2, 3, 4, 5], seed: 45)
-        checkGradients("globalAvgPool 4-D", backend: backend, [x4]) { $0[0].globalAvgPool() }
-        let x3 = TestData.normal([2, 3, 7], seed: 46)
-        checkGradients("globalAvgPool 3-D", backend: backend, [x3]) { $0[0].globalAvgPool() }
-    }
-}
-
 // MARK: - Batch normalisation
 
 /// Batch norm with fresh running statistics (so repeated evaluations are identical).
@@ -423,107 +655,26 @@ func batchNormTrainingGradientCheck(_ backend: KernelBackend, shape: [Int], fuse
     }
 }
 
-@Suite("Gradient checks: batch norm")
-struct BatchNormGradientTests {
-    @Test(arguments: allBackends, [[6, 3], [3, 2, 5], [2, 3, 3, 2], [2, 2, 2, 3]])
-    func training(backend: KernelBackend, shape: [Int]) {
-        batchNormTrainingGradientCheck(backend, shape: shape, fuseReLU: false)
-        batchNormTrainingGradientCheck(backend, shape: shape, fuseReLU: true)
-    }
-
-    @Test(arguments: allBackends, [false, true])
-    func eval(backend: KernelBackend, fuseReLU: Bool) {
-        for shape in [[4, 3], [2, 3, 4], [2, 3, 2, 3]] {
-            let rm = TestData.normal([3], seed: 70, std: 0.3), rv = TestData.uniform([3], seed: 71, low: 0.5, high: 2)
-            var inputs = bnInputs(shape, seed: 72)
-            if fuseReLU {
-                // Choose the seed so that no output is near the kink (eval mode is affine per channel).
-                for s in UInt64(72)..<5000 {
-                    inputs = bnInputs(shape, seed: s)
-                    let pre = Engine.withBackend(.reference) {
-                        Tensor.batchNorm(inputs[0], scale: inputs[1], shift: inputs[2], runningMean: rm, runningVar: rv,
-                                         training: false)
-                    }.values
-                    if pre.allSatisfy({ abs($0) > 0.05 }) && pre.contains(where: { $0 < 0 }) { break }
-                }
-            }
-            checkGradients("batchNorm eval fuseReLU=\(fuseReLU) \(shape)", backend: backend, inputs) {
-                Tensor.batchNorm($0[0], scale: $0[1], shift: $0[2], runningMean: rm, runningVar: rv, training: false,
-                                 fuseReLU: fuseReLU)
+/// Gradient check of evaluation-mode batch norm (running statistics fixed) on `backend`.
+func batchNormEvalGradientCheck(_ backend: KernelBackend, fuseReLU: Bool) {
+    for shape in [[4, 3], [2, 3, 4], [2, 3, 2, 3]] {
+        let rm = TestData.normal([3], seed: 70, std: 0.3), rv = TestData.uniform([3], seed: 71, low: 0.5, high: 2)
+        var inputs = bnInputs(shape, seed: 72)
+        if fuseReLU {
+            // Choose the seed so that no output is near the kink (eval mode is affine per channel).
+            for s in UInt64(72)..<5000 {
+                inputs = bnInputs(shape, seed: s)
+                let pre = Engine.withBackend(.reference) {
+                    Tensor.batchNorm(inputs[0], scale: inputs[1], shift: inputs[2], runningMean: rm, runningVar: rv,
+                                     training: false)
+                }.values
+                if pre.allSatisfy({ abs($0) > 0.05 }) && pre.contains(where: { $0 < 0 }) { break }
             }
         }
-    }
-}
-
-// MARK: - Losses, softmax and dropout
-
-@Suite("Gradient checks: losses and dropout")
-struct LossGradientTests {
-    @Test(arguments: allBackends)
-    func logSoftmax(backend: KernelBackend) {
-        let x = TestData.normal([3, 5], seed: 80, std: 2)
-        checkGradients("logSoftmax", backend: backend, [x]) { $0[0].logSoftmax() }
-        let x3 = TestData.normal([2, 2, 4], seed: 81)
-        checkGradients("logSoftmax 3-D", backend: backend, [x3]) { $0[0].logSoftmax() }
-    }
-
-    @Test(arguments: allBackends)
-    func crossEntropy(backend: KernelBackend) {
-        let x = TestData.normal([4, 5], seed: 82, std: 2)
-        let labels = [2, 0, 4, 2]
-        checkGradients("crossEntropy", backend: backend, [x]) { Tensor.crossEntropy($0[0], labels: labels) }
-        // Through a linear layer.
-        let w = TestData.normal([5, 3], seed: 83), h = TestData.normal([4, 3], seed: 84)
-        checkGradients("crossEntropy∘linear", backend: backend, [h, w]) {
-            Tensor.crossEntropy(Tensor.linear($0[0], weight: $0[1], bias: nil), labels: labels)
+        checkGradients("batchNorm eval fuseReLU=\(fuseReLU) \(shape)", backend: backend, inputs) {
+            Tensor.batchNorm($0[0], scale: $0[1], shift: $0[2], runningMean: rm, runningVar: rv, training: false,
+                             fuseReLU: fuseReLU)
         }
-    }
-
-    @Test(arguments: allBackends)
-    func mse(backend: KernelBackend) {
-        let p = TestData.normal([3, 4], seed: 85), t = TestData.normal([3, 4], seed: 86)
-        checkGradients("mse", backend: backend, [p, t]) { Tensor.mse($0[0], $0[1]) }
-        checkGradients("mse wrt prediction", backend: backend, [p, t], wrt: [0]) { Tensor.mse($0[0], $0[1]) }
-        checkGradients("mse of tanh", backend: backend, [p, t]) { Tensor.mse($0[0].tanh(), $0[1]) }
-    }
-
-    @Test(arguments: allBackends)
-    func dropoutNumerical(backend: KernelBackend) {
-        let x = TestData.normal([4, 5], seed: 87)
-        checkGradients("dropout(0.3)", backend: backend, [x]) {
-            var g = SeededGenerator(seed: 5)
-            return $0[0].dropout(0.3, training: true, generator: &g)
-        }
-    }
-
-    @Test(arguments: allBackends)
-    func dropoutGradientIsMask(backend: KernelBackend) {
-        let p: Float = 0.4
-        var g2 = SeededGenerator(seed: 123)
-        let x0 = TestData.normal([6, 7], seed: 88), seed = TestData.normal([6, 7], seed: 89)
-        let mask = (0..<x0.count).map { _ in g2.nextUniform() < p ? Float(0) : 1 / (1 - p) }
-        #expect(mask.contains(0) && mask.contains(1 / (1 - p)))
-        let r = onBackend(backend) {
-            let x = TestData.leaf(x0)
-            var g = SeededGenerator(seed: 123)
-            let y = x.dropout(p, training: true, generator: &g)
-            y.backward(seed)
-            let seeded = x.grad!.values
-            // Same generator state again: the same mask.
-            x.grad = nil
-            var g3 = SeededGenerator(seed: 123)
-            x.dropout(p, training: true, generator: &g3).sum().backward()
-            // Eval mode and p = 0 are the identity.
-            var g4 = SeededGenerator(seed: 1)
-            let eval = x.dropout(p, training: false, generator: &g4).values
-            let p0 = x.dropout(0, training: true, generator: &g4).values
-            return (y.values, seeded, x.grad!.values, eval, p0)
-        }
-        expectValues(r.0, zip(mask, x0.values).map(*), atol: 1e-6, "dropout forward = mask ⊙ x")
-        expectValues(r.1, zip(mask, seed.values).map(*), atol: 1e-6, "dropout grad = mask ⊙ seed")
-        expectValues(r.2, mask, atol: 1e-6, "dropout grad = mask")
-        expectValues(r.3, x0.values, atol: 0, "dropout in eval mode")
-        expectValues(r.4, x0.values, atol: 0, "dropout with p = 0")
     }
 }
 
@@ -535,7 +686,7 @@ struct LossGradientTests {
 struct GradientCheckerSelfTests {
     /// `y = 3x` with a hand-written backward.
     static func scaled(_ x: Tensor, backward: @escaping (Tensor) -> Tensor) -> Tensor {
-        Autograd.noGrad { x * 3 }.recording("custom", [x]) { g in [backward(g)] }
+        Autograd.noGrad { x * 3 }.withCustomGradient("scaled", inputs: [x]) { g in [backward(g)] }
     }
 
     @Test(arguments: allBackends)
@@ -570,7 +721,7 @@ struct GradientCheckerSelfTests {
         withKnownIssue("a transposed index must be caught") {
             checkGradients("transposed index", backend: backend, [x]) {
                 let xt = $0[0]
-                return Autograd.noGrad { xt.transposed() }.recording("badTranspose", [xt]) { g in [g.reshape([3, 4])] }
+                return Autograd.noGrad { xt.transposed() }.withCustomGradient("badTranspose", inputs: [xt]) { g in [g.reshape([3, 4])] }
             }
         }
         // One element's gradient goes to its neighbour.
@@ -591,7 +742,7 @@ struct GradientCheckerSelfTests {
         withKnownIssue("an input left without gradient must be caught") {
             checkGradients("dropped input", backend: backend, [a, b]) {
                 let (p, q) = ($0[0], $0[1])
-                return Autograd.noGrad { p * q }.recording("dropsB", [p, q]) { g in [g * q, nil] }
+                return Autograd.noGrad { p * q }.withCustomGradient("dropsB", inputs: [p, q]) { g in [g * q, nil] }
             }
         }
     }

@@ -188,6 +188,9 @@ struct GradientChecker {
     var wrt: [Int]? = nil
     /// Require each checked numerical gradient to be nonzero (guards against vacuous checks).
     var expectNonzero = true
+    /// Compare only this many elements of each input, spread evenly (first and last included),
+    /// for inputs too large to perturb one by one; nil compares every element.
+    var sample: Int? = nil
     var weightSeed: UInt64 = 0xC0FFEE
 
     /// Result of one input's comparison.
@@ -197,6 +200,8 @@ struct GradientChecker {
         var analytic: [Float]?
         var gradShape: [Int]?
         var numeric: [Float]
+        /// The elements compared (all unless `sample` is set); `numeric` is 0 elsewhere.
+        var checked: [Int]
         var worst: Float = 0       // largest |a − n| / tolerance (≤ 1 passes)
         var worstIndex = 0
     }
@@ -207,7 +212,8 @@ struct GradientChecker {
     func check(_ label: String, _ inputs: [Tensor], sourceLocation: SourceLocation = #_sourceLocation,
                _ f: ([Tensor]) -> Tensor) -> [Report] {
         let name = "\(label) [\(backend)]"
-        let computed: (outputRequiresGrad: Bool, reports: [Report]) = onBackend(backend) { compute(inputs, f) }
+        let computed: (outputRequiresGrad: Bool, reports: [Report], ops: Set<Op>) = onBackend(backend) { compute(inputs, f) }
+        CheckedOps.current?.insert(computed.ops)
         guard computed.outputRequiresGrad else {
             Issue.record("\(name): output does not require grad", sourceLocation: sourceLocation)
             return []
@@ -225,7 +231,7 @@ struct GradientChecker {
             }
             let numeric = r.numeric
             let scale = maxAbs(numeric)
-            for i in numeric.indices {
+            for i in r.checked {
                 let tol = atol * max(scale, 1e-3) + rtol * abs(numeric[i])
                 let q = abs(analytic[i] - numeric[i]) / tol
                 if !(q <= r.worst) { r.worst = q.isNaN ? .infinity : q; r.worstIndex = i }
@@ -245,7 +251,7 @@ struct GradientChecker {
         return reports
     }
 
-    private func compute(_ inputs: [Tensor], _ f: ([Tensor]) -> Tensor) -> (Bool, [Report]) {
+    private func compute(_ inputs: [Tensor], _ f: ([Tensor]) -> Tensor) -> (Bool, [Report], Set<Op>) {
         let checked = wrt ?? Array(inputs.indices)
         // Leaves of our own, so the caller's tensors are untouched.
         let xs = inputs.enumerated().map { TestData.leaf($0.element, requiresGrad: checked.contains($0.offset)) }
@@ -254,7 +260,8 @@ struct GradientChecker {
         let y = f(xs)
         let weights = TestData.normal(y.shape, seed: weightSeed)
         let wv = weights.values.map(Double.init)
-        guard y.requiresGrad else { return (false, []) }
+        guard y.requiresGrad else { return (false, [], []) }
+        let ops = recordedOps(y)
         (y * weights).sum().backward()
 
         // Numerical: the same scalar from values, in Double.
@@ -269,7 +276,10 @@ struct GradientChecker {
             let x = xs[k]
             var numeric = [Float](repeating: 0, count: x.count)
             let p = x.storage.pointer
-            for i in 0..<x.count {
+            let indices = sample.map { n in
+                n >= x.count || n < 2 ? Array(0..<x.count) : Array(Set((0..<n).map { $0 * (x.count - 1) / (n - 1) })).sorted()
+            } ?? Array(0..<x.count)
+            for i in indices {
                 let orig = p[i]
                 let up = orig + eps, down = orig - eps
                 p[i] = up; let lp = loss()
@@ -278,20 +288,49 @@ struct GradientChecker {
                 numeric[i] = Float((lp - lm) / (Double(up) - Double(down)))
             }
             reports.append(Report(input: k, shape: x.shape, analytic: x.grad?.values, gradShape: x.grad?.shape,
-                                  numeric: numeric))
+                                  numeric: numeric, checked: indices))
         }
-        return (true, reports)
+        return (true, reports, ops)
     }
 }
 
 /// Gradient check of `f` at `inputs` on `backend` (see ``GradientChecker``).
 @discardableResult
 func checkGradients(_ label: String, backend: KernelBackend, _ inputs: [Tensor], eps: Float = 1e-2, rtol: Float = 1e-2,
-                    atol: Float = 5e-3, wrt: [Int]? = nil, expectNonzero: Bool = true,
+                    atol: Float = 5e-3, wrt: [Int]? = nil, expectNonzero: Bool = true, sample: Int? = nil,
                     sourceLocation: SourceLocation = #_sourceLocation,
                     _ f: ([Tensor]) -> Tensor) -> [GradientChecker.Report] {
-    GradientChecker(backend: backend, eps: eps, rtol: rtol, atol: atol, wrt: wrt, expectNonzero: expectNonzero)
+    GradientChecker(backend: backend, eps: eps, rtol: rtol, atol: atol, wrt: wrt, expectNonzero: expectNonzero,
+                    sample: sample)
         .check(label, inputs, sourceLocation: sourceLocation, f)
+}
+
+/// The ops recorded in the graph that produced `y` (walked before `backward` releases it).
+func recordedOps(_ y: Tensor) -> Set<Op> {
+    var ops = Set<Op>(), seen = Set<ObjectIdentifier>(), stack = [y]
+    while let t = stack.popLast() {
+        guard seen.insert(ObjectIdentifier(t)).inserted, let fn = t.gradFn else { continue }
+        ops.insert(fn.op)
+        stack += fn.inputs
+    }
+    return ops
+}
+
+/// The ops of every graph the gradient checker checked within ``collect(_:)`` (task-local, so
+/// tests running in parallel do not see each other's).
+final class CheckedOps: @unchecked Sendable {
+    @TaskLocal static var current: CheckedOps?
+    private let lock = NSLock()
+    private var ops = Set<Op>()
+
+    func insert(_ more: Set<Op>) { lock.withLock { ops.formUnion(more) } }
+
+    /// Runs `body` and returns the ops recorded in the graphs it gradient-checked.
+    static func collect(_ body: () throws -> Void) rethrows -> Set<Op> {
+        let c = CheckedOps()
+        try $current.withValue(c) { try body() }
+        return c.lock.withLock { c.ops }
+    }
 }
 
 // MARK: - Backend comparison

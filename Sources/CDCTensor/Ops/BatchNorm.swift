@@ -52,7 +52,7 @@ extension Tensor {
                 rv[i] = (1 - momentum) * rv[i] + momentum * variance.pointer[i] * unbias
             }
         }
-        return y.recording("batchNorm", [x, scale, shift]) { [unowned y] gOut in
+        return y.recording(.batchNorm, [x, scale, shift]) { [unowned y] gOut in
             if !training {
                 // Eval mode: an affine map per channel.
                 var gy = gOut

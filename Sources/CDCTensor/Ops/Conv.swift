@@ -110,7 +110,7 @@ extension Tensor {
             }
         }
         let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
-        return y.recording(transposed ? "convTranspose" : "conv", inputs) { [unowned y] gOut in
+        return y.recording(transposed ? .convTranspose : .conv, inputs) { [unowned y] gOut in
             var gy = gOut
             if activation != .none {
                 gy = Tensor.activationBackward(gOut, output: y, activation: activation)

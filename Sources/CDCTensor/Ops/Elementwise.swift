@@ -66,51 +66,51 @@ extension Tensor {
     // MARK: - Binary ops
 
     public static func + (a: Tensor, b: Tensor) -> Tensor {
-        binaryKernel(a, b, "add", dnnl: dnnl_binary_add, +).recording("add", [a, b]) { g in
+        binaryKernel(a, b, "add", dnnl: dnnl_binary_add, +).recording(.add, [a, b]) { g in
             [g.sumToShape(a.shape), g.sumToShape(b.shape)]
         }
     }
 
     public static func - (a: Tensor, b: Tensor) -> Tensor {
-        binaryKernel(a, b, "sub", dnnl: dnnl_binary_sub, -).recording("sub", [a, b]) { g in
+        binaryKernel(a, b, "sub", dnnl: dnnl_binary_sub, -).recording(.sub, [a, b]) { g in
             [g.sumToShape(a.shape), b.requiresGrad ? (-g).sumToShape(b.shape) : nil]
         }
     }
 
     public static func * (a: Tensor, b: Tensor) -> Tensor {
-        binaryKernel(a, b, "mul", dnnl: dnnl_binary_mul, *).recording("mul", [a, b]) { g in
+        binaryKernel(a, b, "mul", dnnl: dnnl_binary_mul, *).recording(.mul, [a, b]) { g in
             [a.requiresGrad ? (g * b).sumToShape(a.shape) : nil,
              b.requiresGrad ? (g * a).sumToShape(b.shape) : nil]
         }
     }
 
     public static func / (a: Tensor, b: Tensor) -> Tensor {
-        binaryKernel(a, b, "div", dnnl: dnnl_binary_div, /).recording("div", [a, b]) { g in
+        binaryKernel(a, b, "div", dnnl: dnnl_binary_div, /).recording(.div, [a, b]) { g in
             [a.requiresGrad ? (g / b).sumToShape(a.shape) : nil,
              b.requiresGrad ? (-(g * a) / (b * b)).sumToShape(b.shape) : nil]
         }
     }
 
     public static func + (a: Tensor, s: Float) -> Tensor {
-        a.map("addScalar", { $0 + s }, forward: .init(alg: dnnl_eltwise_linear, alpha: 1, beta: s)) { g, _, _ in g }
+        a.map(.addScalar, { $0 + s }, forward: .init(alg: dnnl_eltwise_linear, alpha: 1, beta: s)) { g, _, _ in g }
     }
     public static func - (a: Tensor, s: Float) -> Tensor { a + (-s) }
     public static func * (a: Tensor, s: Float) -> Tensor {
-        a.map("mulScalar", { $0 * s }, forward: .init(alg: dnnl_eltwise_linear, alpha: s)) { g, _, _ in g * s }
+        a.map(.mulScalar, { $0 * s }, forward: .init(alg: dnnl_eltwise_linear, alpha: s)) { g, _, _ in g * s }
     }
     public static func / (a: Tensor, s: Float) -> Tensor { a * (1 / s) }
     public static func + (s: Float, a: Tensor) -> Tensor { a + s }
     public static func * (s: Float, a: Tensor) -> Tensor { a * s }
     public static func - (s: Float, a: Tensor) -> Tensor { (-a) + s }
     public static prefix func - (a: Tensor) -> Tensor {
-        a.map("neg", { -$0 }, forward: .init(alg: dnnl_eltwise_linear, alpha: -1)) { g, _, _ in -g }
+        a.map(.neg, { -$0 }, forward: .init(alg: dnnl_eltwise_linear, alpha: -1)) { g, _, _ in -g }
     }
 
     /// relu(a + b) in one pass (a residual connection's join).
     public static func addRelu(_ a: Tensor, _ b: Tensor) -> Tensor {
         guard a.shape == b.shape, a.count >= DNNLElementwise.threshold, Engine.backend == .onednn else { return (a + b).relu() }
         let out = DNNLElementwise.binary(dnnl_binary_add, a, b, relu: true)
-        return out.recording("addRelu", [a, b]) { [unowned out] g in
+        return out.recording(.addRelu, [a, b]) { [unowned out] g in
             let gx = DNNLElementwise.backward(.init(alg: dnnl_eltwise_relu_use_dst_for_bwd), data: out, gradOutput: g)
             return [gx, gx]
         }
@@ -137,10 +137,10 @@ extension Tensor {
 
     // MARK: - Unary ops
 
-    /// Applies `f` to every element (layout kept); `derivative(gradOut, input, output)` gives
-    /// the input gradient. Large tensors run `forward` / `backward` on oneDNN when given
+    /// Applies `f` to every element (layout kept), recorded as `op`; `derivative(gradOut, input,
+    /// output)` gives the input gradient. Large tensors run `forward` / `backward` on oneDNN when given
     /// (`backwardUsesOutput`: the backward algorithm reads the output instead of the input).
-    func map(_ name: String, _ f: (Float) -> Float, forward: DNNLElementwise.Function? = nil,
+    func map(_ op: Op, _ f: (Float) -> Float, forward: DNNLElementwise.Function? = nil,
              backward: DNNLElementwise.Function? = nil, backwardUsesOutput: Bool = false,
              derivative: @escaping (Tensor, Tensor, Tensor) -> Tensor) -> Tensor {
         let backend = Engine.backend
@@ -158,7 +158,7 @@ extension Tensor {
             let po = out.storage.pointer
             Engine.parallelFor(count) { r in for i in r { po[i] = f(pi[i]) } }
         }
-        return out.recording(name, [self]) { [unowned out] g in
+        return out.recording(op, [self]) { [unowned out] g in
             if let bwd = backward, g.count >= DNNLElementwise.threshold, backend == .onednn {
                 return [DNNLElementwise.backward(bwd, data: backwardUsesOutput ? out : self, gradOutput: g)]
             }
@@ -172,42 +172,42 @@ extension Tensor {
     }
 
     public func exp() -> Tensor {
-        map("exp", { Foundation.exp($0) }, forward: .init(alg: dnnl_eltwise_exp),
+        map(.exp, { Foundation.exp($0) }, forward: .init(alg: dnnl_eltwise_exp),
             backward: .init(alg: dnnl_eltwise_exp_use_dst_for_bwd), backwardUsesOutput: true) { g, _, y in g * y }
     }
     public func log() -> Tensor {
-        map("log", { Foundation.log($0) }) { g, x, _ in g / x }
+        map(.log, { Foundation.log($0) }) { g, x, _ in g / x }
     }
     public func sqrt() -> Tensor {
-        map("sqrt", { $0.squareRoot() }) { g, _, y in Tensor.zipGrad(g, y) { g, y in g * 0.5 / y } }
+        map(.sqrt, { $0.squareRoot() }) { g, _, y in Tensor.zipGrad(g, y) { g, y in g * 0.5 / y } }
     }
     public func square() -> Tensor { self * self }
 
     /// max(x, 0).
     public func relu() -> Tensor {
-        map("relu", { $0 > 0 ? $0 : 0 }, forward: .init(alg: dnnl_eltwise_relu),
+        map(.relu, { $0 > 0 ? $0 : 0 }, forward: .init(alg: dnnl_eltwise_relu),
             backward: .init(alg: dnnl_eltwise_relu_use_dst_for_bwd), backwardUsesOutput: true) { g, _, y in Tensor.zipGrad(g, y) { g, y in y > 0 ? g : 0 } }
     }
     /// x for x > 0, slope·x otherwise.
     public func leakyRelu(_ slope: Float = 0.01) -> Tensor {
-        map("leakyRelu", { $0 > 0 ? $0 : $0 * slope }, forward: .init(alg: dnnl_eltwise_relu, alpha: slope),
+        map(.leakyRelu, { $0 > 0 ? $0 : $0 * slope }, forward: .init(alg: dnnl_eltwise_relu, alpha: slope),
             backward: .init(alg: dnnl_eltwise_relu, alpha: slope)) { g, x, _ in
             Tensor.zipGrad(g, x) { g, x in x > 0 ? g : g * slope }
         }
     }
     public func tanh() -> Tensor {
-        map("tanh", { Foundation.tanh($0) }, forward: .init(alg: dnnl_eltwise_tanh),
+        map(.tanh, { Foundation.tanh($0) }, forward: .init(alg: dnnl_eltwise_tanh),
             backward: .init(alg: dnnl_eltwise_tanh_use_dst_for_bwd), backwardUsesOutput: true) { g, _, y in Tensor.zipGrad(g, y) { g, y in g * (1 - y * y) } }
     }
     public func sigmoid() -> Tensor {
-        map("sigmoid", { 1 / (1 + Foundation.exp(-$0)) }, forward: .init(alg: dnnl_eltwise_logistic),
+        map(.sigmoid, { 1 / (1 + Foundation.exp(-$0)) }, forward: .init(alg: dnnl_eltwise_logistic),
             backward: .init(alg: dnnl_eltwise_logistic_use_dst_for_bwd), backwardUsesOutput: true) { g, _, y in
             Tensor.zipGrad(g, y) { g, y in g * y * (1 - y) }
         }
     }
     /// Clamps to [low, high]; the gradient is zero outside.
     public func clamp(_ low: Float, _ high: Float) -> Tensor {
-        map("clamp", { Swift.min(Swift.max($0, low), high) }) { g, x, _ in
+        map(.clamp, { Swift.min(Swift.max($0, low), high) }) { g, x, _ in
             Tensor.zipGrad(g, x) { g, x in (x >= low && x <= high) ? g : 0 }
         }
     }

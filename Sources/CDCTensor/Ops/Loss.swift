@@ -17,7 +17,7 @@ extension Tensor {
             let lse = m + Foundation.log(s)
             for j in 0..<n { o[j] = row[j] - lse }
         }
-        return out.recording("logSoftmax", [self]) { [unowned out] g in
+        return out.recording(.logSoftmax, [self]) { [unowned out] g in
             // dx = g − softmax · Σ g
             let gx = Tensor.empty(out.shape)
             let pg = g.plain.pointer, py = out.storage.pointer, pd = gx.storage.pointer
@@ -42,7 +42,7 @@ extension Tensor {
         var loss: Float = 0
         for i in 0..<n { loss -= p[i * k + labels[i]] }
         let out = Tensor(scalar: loss / Float(n))
-        return out.recording("crossEntropy", [lsm]) { g in
+        return out.recording(.crossEntropy, [lsm]) { g in
             let gl = Tensor.zeros([n, k])
             let s = -g.item / Float(n)
             for i in 0..<n { gl.storage.pointer[i * k + labels[i]] = s }
@@ -58,7 +58,7 @@ extension Tensor {
         var acc: Double = 0
         for i in 0..<n { let d = Double(pp[i] - pt[i]); acc += d * d }
         let out = Tensor(scalar: Float(acc / Double(n)))
-        return out.recording("mse", [prediction, target]) { g in
+        return out.recording(.mse, [prediction, target]) { g in
             let scale = 2 * g.item / Float(n)
             let diff = Tensor.empty(prediction.shape)
             let pd = diff.storage.pointer

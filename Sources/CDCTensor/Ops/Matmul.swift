@@ -8,7 +8,7 @@ extension Tensor {
         let out = Tensor.empty([m, n])
         Gemm.sgemm(transA: false, transB: false, m: m, n: n, k: k, a: plain.pointer, lda: k,
                    b: other.plain.pointer, ldb: n, c: out.storage.pointer, ldc: n)
-        return out.recording("matmul", [self, other]) { g in
+        return out.recording(.matmul, [self, other]) { g in
             let gp = g.plain.pointer
             var ga: Tensor? = nil, gb: Tensor? = nil
             if self.requiresGrad {
@@ -41,7 +41,7 @@ extension Tensor {
         Gemm.sgemm(transA: false, transB: true, m: n, n: outF, k: inF, a: x.plain.pointer, lda: inF,
                    b: weight.plain.pointer, ldb: inF, beta: bias == nil ? 0 : 1, c: po, ldc: outF)
         let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
-        return out.recording("linear", inputs) { g in
+        return out.recording(.linear, inputs) { g in
             let gp = g.plain.pointer
             var gx: Tensor? = nil
             if x.requiresGrad {

@@ -61,7 +61,7 @@ extension Tensor {
             if max { ReferenceKernels.maxPoolForward(g, input: plain.pointer, output: y.storage.pointer) }
             else { ReferenceKernels.avgPoolForward(g, countIncludePad: countIncludePad, input: plain.pointer, output: y.storage.pointer) }
         }
-        return y.recording(max ? "maxPool" : "avgPool", [self]) { gy in
+        return y.recording(max ? .maxPool : .avgPool, [self]) { gy in
             switch backend {
             case .onednn:
                 let s = saved ?? (nil, DNNL.plainDesc(g.inputShape))

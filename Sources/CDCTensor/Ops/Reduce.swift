@@ -6,7 +6,7 @@ extension Tensor {
         var acc: Double = 0
         for i in 0..<count { acc += Double(p[i]) }
         let out = Tensor(scalar: Float(acc))
-        return out.recording("sum", [self]) { [shape] g in [Tensor.full(shape, g.item)] }
+        return out.recording(.sum, [self]) { [shape] g in [Tensor.full(shape, g.item)] }
     }
 
     /// Mean of all elements (a scalar).
@@ -20,7 +20,7 @@ extension Tensor {
         let out = detach().sumToShape(kept)
         let result = keepDims ? out : out.reshape(shape.enumerated().filter { !ax.contains($0.offset) }.map(\.element))
         let r = Tensor(shape: result.shape, storage: result.storage)
-        return r.recording("sumAxes", [self]) { [shape] g in
+        return r.recording(.sumAxes, [self]) { [shape] g in
             [Tensor.binaryKernel(Tensor.zeros(shape), g.reshape(kept), "expand") { _, v in v }]
         }
     }

@@ -10,7 +10,7 @@ extension Tensor {
         }
         precondition(s.reduce(1, *) == count, "reshape: \(shape) (\(count) elements) cannot become \(newShape)")
         let out = Tensor(shape: s, storage: plain)
-        return out.recording("reshape", [self]) { [shape] g in [g.reshape(shape)] }
+        return out.recording(.reshape, [self]) { [shape] g in [g.reshape(shape)] }
     }
 
     /// Flattens dimensions `start...end` into one (`flatten()` keeps the batch dimension).
@@ -35,7 +35,7 @@ extension Tensor {
         }
         var inverse = [Int](repeating: 0, count: rank)
         for (i, p) in order.enumerated() { inverse[p] = i }
-        return out.recording("permute", [self]) { g in [g.permute(inverse)] }
+        return out.recording(.permute, [self]) { g in [g.permute(inverse)] }
     }
 
     /// Swaps two dimensions.
@@ -68,7 +68,7 @@ extension Tensor {
             offset += row
         }
         let sizes = tensors.map { $0.shape[axis] }
-        return out.recording("concat", tensors) { g in
+        return out.recording(.concat, tensors) { g in
             var start = 0
             return sizes.map { n in defer { start += n }; return g.slice(axis: axis, start..<(start + n)) }
         }
@@ -89,7 +89,7 @@ extension Tensor {
             (po + o * rowOut).update(from: ps + o * rowIn + range.lowerBound * inner, count: rowOut)
         }
         let full = shape
-        return out.recording("slice", [self]) { g in
+        return out.recording(.slice, [self]) { g in
             let gi = Tensor.zeros(full)
             let pg = g.plain.pointer, pi = gi.storage.pointer
             for o in 0..<outer {
