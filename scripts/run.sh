@@ -2,66 +2,82 @@
 # The main job: installs what is missing, builds in release mode, then runs CDC as an edge–cloud
 # system on this machine, over real HTTP, on the embedded SQLite store:
 #   1. cloud: a store, an edge credential, and `cdc cloud serve` in the background,
-#   2. edge:  `cdc edge run` trains cdc-ae + cdc-ec on Fashion-MNIST (m = 4, α = 8), compresses
-#             the training set (entropy-coded) and uploads it in parts with its decoder; it
-#             measures its bandwidth and reports it,
-#   3. cloud: `cdc cloud train --store` restores the upload and trains resnext-11; once it has
-#             converged the mask policy asks for clearer data if the bandwidth allows,
+#   2. edge:  `cdc edge run` trains cdc-ae + cdc-ec (m = 4, the default α, a learned prior),
+#             compresses its training images (entropy-coded) and uploads them in parts with the
+#             decoder, measuring its bandwidth,
+#   3. cloud: `cdc cloud train --store` restores the upload and trains resnext-11; once training
+#             has converged, the mask policy asks the edge for the clearest m the bandwidth allows,
 #   4. edge:  follows the request (fine-tunes to the new m, uploads), and the cloud trains again,
-#   5. the rate–accuracy experiment in its short form (`--quick`), its table printed at the end,
-# and prints the bytes sent against raw and the cloud classifier's accuracy.
-# Both run on this machine, so the edge caps its upload rate (UPLINK Mbit/s, default 2) to give the
-# loop a slow link to measure: at 2 Mbit/s and a 60 s budget the cloud asks for m = 3, not m = 0.
-# The cloud's accuracy is measured on the test images as the edge encodes them (the deployment
-# case) and on raw test images.
-# Environment: EDGE_EPOCHS (default 2), CLOUD_EPOCHS (default 3), BUDGET (seconds allowed per
-# upload, default 60), UPLINK (Mbit/s, default 2; 0: no cap), PORT (default 8080), WORK (default
-# .build/run), EXPERIMENT=0 skips step 5.
+#   5. the same images sent raw and as JPEG and WebP at about the bytes of CDC's upload, trained on
+#      the same way (`cdc experiment compare-uplink`), and the summary table.
+# Both run on this machine, so the edge caps its upload rate (UPLINK Mbit/s) to give the loop a
+# slow link to measure. Accuracy is measured on test images as the edge encodes them (the
+# deployment case).
+#
+# Defaults: a short run (SUBSET training images, a few epochs, one seed; see docs/main-job.md for
+# its time). FULL=1 runs all 60 000 images with longer training.
+# Environment: SUBSET, TEST_SUBSET, EDGE_EPOCHS, CLOUD_EPOCHS, RATE_WEIGHT (λ of the learned
+# prior), BUDGET (seconds the cloud allows per upload), UPLINK (Mbit/s; 0: no cap), CODECS
+# (jpeg,webp), DATA (a dataset directory in any format --data reads; default: Debian's
+# Fashion-MNIST), PORT (default 8080), WORK (default .build/run), FULL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${FULL:-0}" != 0 ]; then
+  : "${SUBSET:=0}" "${TEST_SUBSET:=0}" "${EDGE_EPOCHS:=10}" "${CLOUD_EPOCHS:=10}" "${BUDGET:=60}"
+else
+  : "${SUBSET:=6000}" "${TEST_SUBSET:=5000}" "${EDGE_EPOCHS:=4}" "${CLOUD_EPOCHS:=3}" "${BUDGET:=8}"
+fi
+: "${RATE_WEIGHT:=0.003}" "${UPLINK:=2}" "${CODECS:=jpeg,webp}"
+start=$(date +%s)
 scripts/setup.sh
 swift build -c release --product cdc
+built=$(date +%s)
 cdc=$PWD/.build/release/cdc
 work=${WORK:-.build/run}
 port=${PORT:-8080}
 rm -rf "$work" && mkdir -p "$work"
 echo "== cloud: store, edge credential, service on port $port"
 token=$($cdc cloud add-edge --store "$work/cloud.db" --name edge-1)
-$cdc cloud serve --store "$work/cloud.db" --port "$port" --time-budget "${BUDGET:-60}" > "$work/serve.log" 2>&1 &
+$cdc cloud serve --store "$work/cloud.db" --port "$port" --time-budget "$BUDGET" > "$work/serve.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 50); do grep -q listening "$work/serve.log" && break; sleep 0.2; done
 grep listening "$work/serve.log" || { cat "$work/serve.log"; exit 1; }
 export CDC_EDGE_TOKEN=$token
-uplink=()
-[ "${UPLINK:-2}" != 0 ] && uplink=(--max-rate "${UPLINK:-2}")
+data_args=()
+[ -n "${DATA:-}" ] && data_args=(--data "$DATA")
+edge_args=("${data_args[@]}" --cloud "http://127.0.0.1:$port" --session "$work/edge" --subset "$SUBSET" --rounds 1)
+[ "$UPLINK" != 0 ] && edge_args+=(--max-rate "$UPLINK")
+cloud_args=("${data_args[@]}" --store "$work/cloud.db" --edge edge-1 --test-subset "$TEST_SUBSET")
 # The test images as the edge would send them at inference, encoded by the session that made mask m's upload.
 encode_test() {
   local session=$work/edge
   [ -f "$work/edge/m$1/session.json" ] && session=$work/edge/m$1
-  $cdc edge compress --session "$session" --split test --out "$work/test-m$1.cdc" --decoder-out "$work/test-m$1-decoder.safetensors" >/dev/null
+  $cdc edge compress "${data_args[@]}" --session "$session" --split test --out "$work/test-m$1.cdc" --decoder-out "$work/test-m$1-decoder.safetensors" >/dev/null
 }
+last_mask() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['uploads'][-1]['mask'])" "$1"; }
+
 echo "== edge: stage-1 training, compression and upload"
-$cdc edge run --cloud "http://127.0.0.1:$port" --session "$work/edge" --epochs "${EDGE_EPOCHS:-2}" --rounds 1 "${uplink[@]}" "$@" | tee "$work/edge-1.txt"
-m1=$(sed -n 's/.*(last upload m = \([0-4]\)).*/\1/p' "$work/edge-1.txt")
+$cdc edge run "${edge_args[@]}" --epochs "$EDGE_EPOCHS" --rate-weight "$RATE_WEIGHT" --report "$work/edge-1.json"
+m1=$(last_mask "$work/edge-1.json")
 encode_test "$m1"
 echo "== cloud: restore the upload and train resnext-11"
-$cdc cloud train --store "$work/cloud.db" --edge edge-1 --epochs "${CLOUD_EPOCHS:-3}" --test-container "$work/test-m$m1.cdc"
+$cdc cloud train "${cloud_args[@]}" --epochs "$CLOUD_EPOCHS" --test-container "$work/test-m$m1.cdc" --report "$work/cloud-1.json"
 echo "== edge: follow the cloud's mask request"
-$cdc edge run --cloud "http://127.0.0.1:$port" --session "$work/edge" --rounds 1 "${uplink[@]}" "$@" | tee "$work/edge-2.txt"
-m2=$(sed -n 's/.*(last upload m = \([0-4]\)).*/\1/p' "$work/edge-2.txt")
+$cdc edge run "${edge_args[@]}" --report "$work/edge-2.json"
+m2=$(last_mask "$work/edge-2.json")
 encode_test "$m2"
 echo "== cloud: train on the clearest data it holds"
-$cdc cloud train --store "$work/cloud.db" --edge edge-1 --epochs "${CLOUD_EPOCHS:-3}" --test-container "$work/test-m$m2.cdc" | tee "$work/cloud-2.txt"
+$cdc cloud train "${cloud_args[@]}" --epochs "$CLOUD_EPOCHS" --test-container "$work/test-m$m2.cdc" --report "$work/cloud-2.json"
 echo "== what crossed the network (from /metrics)"
-curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$port/metrics" | grep -E '^cdc_(received_bytes_total|current_mask|training_accuracy|bandwidth)'
+curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$port/metrics" | grep -E '^cdc_(received_bytes_total|current_mask|training_accuracy|bandwidth)' || true
 kill $server; wait $server 2>/dev/null || true
-raw=$(sed -n 's/.*the raw dataset is \([0-9]*\) bytes.*/\1/p' "$work/edge-1.txt")
-sent=$(cat "$work/edge-1.txt" "$work/edge-2.txt" | sed -n 's/^edge: sent \([0-9]*\) bytes.*/\1/p' | python3 -c "import sys; print(sum(map(int, sys.stdin)))")
+echo "== the same images sent raw, as JPEG and as WebP, trained on the same way"
+$cdc experiment compare-uplink "${data_args[@]}" --subset "$SUBSET" --cdc "$work/cloud-2.json" --edge-report "$work/edge-1.json" \
+  --edge-report "$work/edge-2.json" --codecs "$CODECS" --out "$work/summary.md" > /dev/null
+end=$(date +%s)
 echo "== summary"
-echo "uplink: $sent bytes in both uploads against $raw bytes of raw images + labels ($(python3 -c "print(f'{$raw / $sent:.1f}')")x less)"
-grep "test accuracy" "$work/cloud-2.txt"
-if [ "${EXPERIMENT:-1}" != 0 ]; then
-  echo "== rate–accuracy experiment, short form (the README's full run drops --quick)"
-  $cdc experiment rate-accuracy --quick --out "$work/experiment"
-fi
+cat "$work/summary.md"
+echo "Short of the paper's setting: $( [ "$SUBSET" = 0 ] && echo "all" || echo "$SUBSET of 60 000") training images," \
+  "$EDGE_EPOCHS edge epochs, $CLOUD_EPOCHS cloud epochs, one seed; full runs: docs/experiments.md."
+echo "Time: $((end - built)) s for the job, $((built - start)) s for set-up and the release build."

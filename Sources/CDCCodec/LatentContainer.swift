@@ -5,9 +5,7 @@
 // this file holds the type, its initializer, derived values and validation;
 // ContainerEncoding.swift writes format version 1, CodedContainer.swift version 2 (entropy
 // coding); ContainerDecoding.swift reads and checks both; ContainerFiles.swift reads and writes
-// files; Layout.swift computes the sizes and offsets a header implies.
-
-
+// files; Layout.swift computes the sizes and offsets a header implies; CRC32.swift checksums.
 
 /// The quantized latent symbols of a dataset, its labels and the identity of the decoder that
 /// restores them: what an edge uploads in CDC.

@@ -1,13 +1,17 @@
 import ArgumentParser
+import CDCCloudTrainer
 import CDCData
+import CDCEdgeAgent
+import CDCImageCodecs
 import CDCModels
 import CDCPipeline
+import CDCFileIO
 import Foundation
 
 /// `cdc experiment …`.
 struct Experiment: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Experiments that reproduce the paper's tables and figures.",
-                                                    subcommands: [RateAccuracy.self, Report.self])
+                                                    subcommands: [RateAccuracy.self, CompareUplink.self, Report.self])
 }
 
 /// `cdc experiment report DIR`: re-render an experiment's table, claims and plot.
@@ -29,7 +33,8 @@ struct RateAccuracy: ParsableCommand {
         abstract: "Train and evaluate every method; write results.csv, results.md, plot.svg and timings.json.")
 
     @OptionGroup var engine: EngineOptions
-    @Option(help: "IDX directory (default: Debian's Fashion-MNIST).") var data: String?
+    @Option(help: "Dataset directory in any format `cdc edge train --data` reads (default: Debian's Fashion-MNIST).") var data: String?
+    @Option(help: "The format of --data: idx, cifar10, cifar100 or imagefolder (default: detected).") var format: DatasetFormat?
     @Option(help: "Output directory.") var out = "results"
     @Flag(help: "A short version (5000/2000 images, one seed, 3+3 epochs, the default α, JPEG/WebP at 1 and 2 bpp): minutes, not hours.") var quick = false
     @Option(help: "Training images (0 = all).") var trainSubset: Int?
@@ -77,13 +82,76 @@ struct RateAccuracy: ParsableCommand {
         if let v = rateMasks { c.rateMasks = try v.split(separator: ",").map { guard let m = Int($0), (0...4).contains(m) else { throw ValidationError("bad mask '\($0)'") }; return m } }
         if let v = rateWeights { c.rateWeights = try v.split(separator: ",").map { guard let a = Float($0), a > 0 else { throw ValidationError("bad λ '\($0)'") }; return a } }
         guard !c.seeds.isEmpty, c.edge.epochs >= 1, c.classifier.epochs >= 1 else { throw ValidationError("need a seed and ≥ 1 epoch") }
-        let dir = data.map { URL(fileURLWithPath: $0) } ?? ImageDataset.fashionMNISTDirectory
-        let train = try ImageDataset.fashionMNIST(train: true, directory: dir)
-        let test = try ImageDataset.fashionMNIST(train: false, directory: dir)
+        let source = try data.map { try DatasetSource(path: URL(fileURLWithPath: $0), format: format) } ?? .fashionMNIST
+        let train = try source.load(.train), test = try source.load(.test)
         let t0 = Date()
         let exp = RateAccuracyExperiment(config: c, out: URL(fileURLWithPath: out)) { log($0) }
         try exp.run(train: train, test: test)
         print(try String(contentsOf: URL(fileURLWithPath: out).appendingPathComponent("results.md"), encoding: .utf8))
         print(String(format: "total time: %.1f min", Date().timeIntervalSince(t0) / 60))
+    }
+}
+
+extension ImageCodecKind: ExpressibleByArgument {}
+
+/// `cdc experiment compare-uplink`: the images sent raw and as JPEG/WebP at CDC's bytes, trained on the same way.
+struct CompareUplink: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare-uplink",
+        abstract: "Train the cloud's classifier on the edge's images sent raw and as JPEG/WebP at about the bytes of a CDC upload, the way the cloud trained on CDC's; print the rows side by side.",
+        discussion: """
+            The CDC row comes from `cdc cloud train --report` (its upload's bytes set the codecs' qualities; its \
+            accuracy through the codec is compared); --data, --subset and --test-subset must name the images that \
+            run used. Each `cdc edge run --report` given adds a row with the bytes of the whole loop.
+            """)
+
+    @OptionGroup var engine: EngineOptions
+    @OptionGroup var dataOptions: DataOptions
+    @Option(help: "The JSON of `cdc cloud train --report` for the CDC upload to compare with.") var cdc: String
+    @Option(help: "The JSON of `cdc edge run --report`, once per run of the loop (their bytes are summed).") var edgeReport: [String] = []
+    @Option(help: "Codecs to compare, comma-separated: jpeg, webp.") var codecs = "jpeg,webp"
+    @Option(help: "Classifier training epochs (default: those of the CDC run).") var epochs: Int?
+    @Option(help: "Peak learning rate (SGD, cosine).") var lr: Float = 0.05
+    @Option(help: "Random seed (the cloud trainer's: the same images are held out).") var seed: UInt64 = 0
+    @Option(help: "Write the table here too (Markdown).") var out: String?
+
+    mutating func run() throws {
+        try engine.apply()
+        let summary = try JSONDecoder().decode(CloudTrainingSummary.self, from: Data(contentsOf: URL(fileURLWithPath: cdc)))
+        let kinds = try codecs.split(separator: ",").map {
+            guard let k = ImageCodecKind(rawValue: String($0)) else { throw ValidationError("unknown codec '\($0)' (jpeg, webp)") }
+            return k
+        }
+        let train = try dataOptions.load(train: true)
+        guard train.count == summary.samples else {
+            throw ValidationError("\(cdc) was trained on an upload of \(summary.samples) images; --data/--subset give \(train.count)")
+        }
+        var test = try dataOptions.load(train: false)
+        if let n = summary.testImages { test = test.prefix(n) }
+        guard let cdcAccuracy = summary.accuracyThroughCodec else {
+            throw ValidationError("\(cdc) has no accuracy through the codec (run `cdc cloud train` with --test-container)")
+        }
+        var config = ClassifierConfig()
+        config.model = summary.model; config.epochs = epochs ?? summary.epochs; config.learningRate = lr; config.seed = seed
+        let baselines = try UplinkComparison.run(train: train, test: test, classifier: config, validationFraction: 0.1,
+                                                 matchBytes: summary.uplinkBytes, codecs: kinds, progress: ProgressPrinter().handler)
+        let pixels = Double(train.count * train.height * train.width)
+        func cdcRow(bytes: Int) -> UplinkComparison.Row {
+            UplinkComparison.Row(method: "cdc", quality: nil, uplinkBytes: bytes, bitsPerPixel: Double(bytes * 8) / pixels,
+                                 accuracy: cdcAccuracy, accuracyRawTest: summary.accuracyRawTest ?? .nan, trainImages: summary.trainImages)
+        }
+        var rows: [(String, UplinkComparison.Row)] = [("raw 8-bit pixels + labels", baselines[0])]
+        rows.append(("CDC m = \(summary.mask), entropy-coded codes + labels + decoder (the upload trained on)", cdcRow(bytes: summary.uplinkBytes)))
+        let reports = try edgeReport.map { try JSONDecoder().decode(EdgeRunReport.self, from: Data(contentsOf: URL(fileURLWithPath: $0))) }
+        if !reports.isEmpty {
+            let masks = reports.flatMap { $0.uploads.map { "m = \($0.mask)" } }.joined(separator: ", then ")
+            rows.append(("CDC, every upload of the loop (\(masks))", cdcRow(bytes: reports.reduce(0) { $0 + $1.bytesSent })))
+        }
+        for b in baselines.dropFirst() { rows.append(("\(b.method.uppercased()) quality \(b.quality ?? 0) + labels", b)) }
+        let table = UplinkComparison.markdown(rows)
+            + "\n\(train.count) training images (\(summary.trainImages) trained on, the rest held out), \(test.count) test images, "
+            + "\(config.model) for \(config.epochs) epochs, one seed; every row trained the same way on the same images.\n"
+        print(table)
+        if let out { try DurableFile.write(Array(table.utf8), to: URL(fileURLWithPath: out)) }
     }
 }
