@@ -83,7 +83,10 @@ let package = Package(
         // The cloud's loop as a library: restore uploads from any UploadStore, train, detect
         // convergence, write progress for the mask policy.
         .target(name: "CDCCloudTrainer", dependencies: ["CDCPipeline", "CDCStore", "CDCWire", "CDCCodec", "CDCData", "CDCNN"]),
+        // The timed steps of `cdc bench` (the PyTorch reference's protocol) and `cdc profile`.
+        .target(name: "CDCBenchmark", dependencies: ["CDCModels", "CDCPipeline", "CDCData", "CDCCodec", "CDCNN", "CDCTensor"]),
         .executableTarget(name: "cdc", dependencies: [
+            "CDCBenchmark",
             "CDCEdgeAgent", "CDCCloudTrainer", "CDCFileIO",
             "CDCPipeline",
             "CDCModels", "CDCData", "CDCCodec", "CDCImageCodecs",

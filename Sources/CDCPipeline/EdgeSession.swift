@@ -1,4 +1,5 @@
 import CDCData
+import CDCFileIO
 import CDCModels
 import CDCNN
 import CDCTensor
@@ -162,7 +163,7 @@ public final class EdgeSession {
                           epochsDone: epochsDone, history: history)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try enc.encode(saved).write(to: dir.appendingPathComponent("session.json"), options: .atomic)
+        try DurableFile.write(enc.encode(saved), to: dir.appendingPathComponent("session.json"))
     }
 
     /// Restores a session saved by `save(to:)`.

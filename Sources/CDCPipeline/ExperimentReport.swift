@@ -1,3 +1,4 @@
+import CDCFileIO
 import CDCModels
 import Foundation
 
@@ -73,14 +74,14 @@ public enum ExperimentReport {
         if !raw.isEmpty {
             let base = raw.reduce(0, +) / Float(raw.count)
             for i in rows.indices { rows[i].accuracyLoss = base - rows[i].accuracy }
-            try Data(csv(rows).utf8).write(to: dir.appendingPathComponent("results.csv"), options: .atomic)
+            try DurableFile.write(Data(csv(rows).utf8), to: dir.appendingPathComponent("results.csv"))
         }
         struct Meta: Decodable { var config: ExperimentConfig }
         let config = try JSONDecoder().decode(Meta.self, from: try Data(contentsOf: dir.appendingPathComponent("timings.json"))).config
         // The α of the table is the one every non-sweep CDC row was trained with.
         let chosen = rows.first { $0.method == "cdc" && !$0.sweep }?.alpha
-        try Data(markdown(rows, config: config, chosenAlpha: chosen).utf8).write(to: dir.appendingPathComponent("results.md"), options: .atomic)
-        try Data(svg(rows).utf8).write(to: dir.appendingPathComponent("plot.svg"), options: .atomic)
+        try DurableFile.write(Data(markdown(rows, config: config, chosenAlpha: chosen).utf8), to: dir.appendingPathComponent("results.md"))
+        try DurableFile.write(Data(svg(rows).utf8), to: dir.appendingPathComponent("plot.svg"))
     }
 
     /// A row's autoencoder when it is not the spec's `cdc-ae` (rows without one, and rows of
@@ -345,12 +346,12 @@ public enum ExperimentReport {
     /// Writes all four files (each atomically).
     public static func write(rows: [ExperimentRow], config: ExperimentConfig, chosenAlpha: Float? = nil, timings: [String: Double],
                              to dir: URL) throws {
-        try Data(csv(rows).utf8).write(to: dir.appendingPathComponent("results.csv"), options: .atomic)
-        try Data(markdown(rows, config: config, chosenAlpha: chosenAlpha).utf8).write(to: dir.appendingPathComponent("results.md"), options: .atomic)
-        try Data(svg(rows).utf8).write(to: dir.appendingPathComponent("plot.svg"), options: .atomic)
+        try DurableFile.write(Data(csv(rows).utf8), to: dir.appendingPathComponent("results.csv"))
+        try DurableFile.write(Data(markdown(rows, config: config, chosenAlpha: chosenAlpha).utf8), to: dir.appendingPathComponent("results.md"))
+        try DurableFile.write(Data(svg(rows).utf8), to: dir.appendingPathComponent("plot.svg"))
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         struct Meta: Encodable { var config: ExperimentConfig; var phaseSeconds: [String: Double] }
-        try enc.encode(Meta(config: config, phaseSeconds: timings)).write(to: dir.appendingPathComponent("timings.json"), options: .atomic)
+        try DurableFile.write(enc.encode(Meta(config: config, phaseSeconds: timings)), to: dir.appendingPathComponent("timings.json"))
     }
 }

@@ -1,35 +1,13 @@
 import ArgumentParser
-import CDCModels
-import CDCNN
-import CDCTensor
-import Foundation
+import CDCBenchmark
 
 /// `cdc profile`: times single layers forward and backward (development aid).
 struct Profile: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Time single reference layers (development aid).", shouldDisplay: false)
-    @Option var repeats = 20
+    @Option(help: "Timed calls per layer.") var repeats = 20
 
     func run() throws {
-        func time(_ name: String, _ body: () -> Void) {
-            body(); body()
-            var ts: [Double] = []
-            for _ in 0..<repeats { let t0 = Date(); body(); ts.append(Date().timeIntervalSince(t0) * 1000) }
-            ts.sort()
-            print(String(format: "%-34@ median %8.3f ms  min %8.3f", name as NSString, ts[ts.count / 2], ts[0]))
-        }
-        GlobalRandom.seed(0)
-        func fb(_ name: String, _ m: Module, _ shape: [Int]) {
-            let x = Tensor.rand(shape, seed: 1)
-            x.requiresGrad = true
-            time(name + " fwd") { _ = Autograd.noGrad { m(x) } }
-            time(name + " fwd+bwd") { m(x).sum().backward() }
-        }
-        fb("deconv 16->64 s1", ConvTranspose2d(16, 64, kernelSize: 3, padding: 1), [128, 16, 7, 7])
-        fb("deconv 64->32 s2", ConvTranspose2d(64, 32, kernelSize: 4, stride: 2, padding: 1), [128, 64, 7, 7])
-        fb("deconv 32->1 s2", ConvTranspose2d(32, 1, kernelSize: 4, stride: 2, padding: 1), [128, 32, 14, 14])
-        fb("conv 1->32 k3", Conv2d(1, 32, kernelSize: 3, padding: 1), [128, 1, 28, 28])
-        fb("conv 1->32 k5 s2", Conv2d(1, 32, kernelSize: 5, stride: 2, padding: 2), [128, 1, 28, 28])
-        fb("grouped conv g8 32", Conv2d(32, 32, kernelSize: 3, padding: 1, groups: 8, bias: false), [128, 32, 28, 28])
-        fb("bn 32x28x28", BatchNorm2d(32), [128, 32, 28, 28])
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+        for line in LayerProfile.run(repeats: repeats) { print(line) }
     }
 }

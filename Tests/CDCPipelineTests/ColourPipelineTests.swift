@@ -29,18 +29,18 @@ import Testing
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cdc-colour-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        for i in 1...5 { try Data(cifarBatch(count: i == 1 ? 64 : 0, seed: UInt64(i))).write(to: dir.appendingPathComponent("data_batch_\(i).bin")) }
+        for i in 1...5 { try Data(cifarBatch(count: i == 1 ? 124 : 1, seed: UInt64(i))).write(to: dir.appendingPathComponent("data_batch_\(i).bin")) }
         try Data(cifarBatch(count: 32, seed: 9)).write(to: dir.appendingPathComponent("test_batch.bin"))
 
         let source = try DatasetSource(path: dir)
         #expect(source.format == .cifar10)
         let train = try source.load(.train), test = try source.load(.test)
-        #expect(train.count == 64 && train.channels == 3 && train.height == 32 && train.width == 32)
+        #expect(train.count == 128 && train.channels == 3 && train.height == 32 && train.width == 32)
 
         var config = EdgeConfig()
-        config.batchSize = 16; config.epochs = 1; config.mask = 3
+        config.batchSize = 16; config.epochs = 4; config.mask = 3
         let session = try EdgeSession(config: config, for: train)
-        session.trainEpoch(train)
+        for _ in 0..<config.epochs { session.trainEpoch(train) }
         let decoder = try EdgeCodec.decoderFile(session.autoencoder, channels: 3, height: 32, width: 32)
         let hash = ModelIdentity.hash(decoder)
         let trainCodes = try session.compress(train, coding: .auto, decoderHash: hash)
@@ -51,7 +51,7 @@ import Testing
         let restored = try EdgeCodec.restore(LatentContainer.decode(trainCodes.encoded()), decoderFile: decoder)
         #expect(restored.channels == 3 && restored.height == 32 && restored.width == 32 && restored.labels == train.labels)
         var cc = ClassifierConfig()
-        cc.batchSize = 16; cc.epochs = 3; cc.augment = false
+        cc.batchSize = 16; cc.epochs = 6; cc.augment = false
         let model = try CloudClassifier.train(restored, config: cc)
         let accuracy = CloudClassifier.accuracy(model, on: try EdgeCodec.restore(testCodes, decoderFile: decoder))
         let majority = Float(max(test.labels.filter { $0 == 0 }.count, test.labels.filter { $0 == 1 }.count)) / Float(test.count)
