@@ -42,6 +42,7 @@ struct CloudTrain: AsyncParsableCommand {
     @Option(help: "Test images to evaluate on (0 = all).") var testSubset = 0
     @Option(help: "resnext-11 or resnext-29.") var model = "resnext-11"
     @Option(help: "Epochs.") var epochs = 10
+    @Option(help: "Batch size (an epoch drops the last partial batch).") var batch = 128
     @Option(help: "Peak learning rate (SGD, cosine).") var lr: Float = 0.05
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Write the trained classifier here (safetensors).") var out: String?
@@ -49,13 +50,13 @@ struct CloudTrain: AsyncParsableCommand {
 
     var classifierConfig: ClassifierConfig {
         var cfg = ClassifierConfig()
-        cfg.model = model; cfg.epochs = epochs; cfg.learningRate = lr; cfg.seed = seed
+        cfg.model = model; cfg.epochs = epochs; cfg.batchSize = batch; cfg.learningRate = lr; cfg.seed = seed
         return cfg
     }
 
     mutating func run() async throws {
         try engine.apply()
-        guard epochs >= 1, testSubset >= 0 else { throw ValidationError("--epochs must be ≥ 1 and --test-subset ≥ 0") }
+        guard epochs >= 1, batch >= 2, testSubset >= 0 else { throw ValidationError("--epochs ≥ 1, --batch ≥ 2 and --test-subset ≥ 0 are required") }
         if let store {
             guard let edge else { throw ValidationError("--store needs --edge NAME") }
             let s = try await SQLiteUploadStore.open(path: store)
@@ -108,8 +109,8 @@ struct CloudTrain: AsyncParsableCommand {
         if let raw = try rawTest(shape: (t.channels, t.height, t.width)) {
             let accuracy = CloudClassifier.accuracy(t.model, on: raw)
             summary.accuracyRawTest = accuracy
-            print(String(format: "m = %d: test accuracy on raw images %.2f%% (%d images; held out, restored: %.2f%%)", m,
-                         100 * accuracy, raw.count, 100 * (t.heldOutAccuracy.last ?? .nan)))
+            let heldOut = t.heldOutAccuracy.last.map { String(format: "; held out, restored: %.2f%%", 100 * $0) } ?? ""
+            print(String(format: "m = %d: test accuracy on raw images %.2f%% (%d images%@)", m, 100 * accuracy, raw.count, heldOut))
         }
         if let out { try CDCNN.Checkpoint.save(t.model, to: URL(fileURLWithPath: out), metadata: ["model": model, "mask": "\(m)"]) }
         if let report {

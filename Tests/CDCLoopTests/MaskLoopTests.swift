@@ -44,76 +44,70 @@ func runCloud(store: SQLiteUploadStore, edge: String) async throws -> [(mask: In
     return trained.map { ($0.upload.spec.mask, $0.trainImages + $0.heldOutImages, $0.heldOutAccuracy) }
 }
 
+/// Runs `body` with a temporary directory, a fresh store in it with one edge ("edge-1"), and a
+/// live cloud service on a free loopback port (its URL and the edge's token); the store is closed
+/// and the directory removed afterwards, whatever happens.
+func withLiveCloud(_ body: @escaping @Sendable (_ dir: URL, _ store: SQLiteUploadStore, _ url: String, _ token: String) async throws -> Void) async throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cdc-loop-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let store = try await SQLiteUploadStore.open(path: dir.appendingPathComponent("cloud.db").path)
+    do {
+        let token = try await CloudService.addEdge(name: "edge-1", to: store)
+        let service = CloudService(store: store, policy: MaskPolicy(timeBudget: 600))
+        try await service.application(host: "127.0.0.1", port: 0).test(.live) { client in
+            try await body(dir, store, "http://127.0.0.1:\(client.port!)", token)
+        }
+    } catch {
+        try? await store.close()
+        throw error
+    }
+    try await store.close()
+}
+
 @Suite struct MaskLoopTests {
     /// The whole loop in one process over a live socket: the edge trains and uploads at m = 4
     /// (the cloud has no bandwidth measured yet), the cloud trains on it until it converges, the
     /// mask policy then asks for the clearest m the measured (loopback) bandwidth allows, the
     /// edge fine-tunes to it and uploads, and the cloud trains on the clearer data.
     @Test func edgeAndCloudFollowTheMaskRequest() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cdc-loop-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let store = try await SQLiteUploadStore.open(path: dir.appendingPathComponent("cloud.db").path)
-        do {
-            let token = try await CloudService.addEdge(name: "edge-1", to: store)
-            let service = CloudService(store: store, policy: MaskPolicy(timeBudget: 600))
-            let data = quadrantImages()
-            try await service.application(host: "127.0.0.1", port: 0).test(.live) { client in
-                let url = "http://127.0.0.1:\(client.port!)"
-                async let edgeRun = runEdge(url: url, token: token, data: data, session: dir.appendingPathComponent("edge"))
-                async let cloudRun = runCloud(store: store, edge: "edge-1")
-                let (edge, cloud) = try await (edgeRun, cloudRun)
+        let data = quadrantImages()
+        try await withLiveCloud { dir, store, url, token in
+            async let edgeRun = runEdge(url: url, token: token, data: data, session: dir.appendingPathComponent("edge"))
+            async let cloudRun = runCloud(store: store, edge: "edge-1")
+            let (edge, cloud) = try await (edgeRun, cloudRun)
 
-                #expect(edge.uploads.first?.mask == 4)
-                #expect(edge.uploads.count == 2, "the edge followed one request: \(edge.uploads.map(\.mask))")
-                let clearer = try #require(edge.uploads.last).mask
-                #expect(clearer < 4)
-                #expect(edge.uploads.allSatisfy { $0.bytesSent > 0 && $0.coding != .auto })
-                #expect(cloud.map(\.mask) == [4, clearer])
-                #expect(cloud.allSatisfy { $0.samples == data.count && $0.heldOut.count == 1 })
-                // Every upload is complete in the store with every sample once; the fine-tuned
-                // session is kept beside the first.
-                let uploads = try await store.uploads(edge: "edge-1")
-                #expect(Set(uploads.map(\.spec.mask)) == [4, clearer])
-                #expect(uploads.allSatisfy { $0.complete && $0.spec.samples == data.count })
-                #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("edge/m\(clearer)/session.json").path))
-                let progress = try #require(try await store.training(edge: "edge-1"))
-                #expect(progress.mask == clearer && progress.converged)
-            }
-        } catch {
-            try? await store.close()
-            throw error
+            #expect(edge.uploads.first?.mask == 4)
+            #expect(edge.uploads.count == 2, "the edge followed one request: \(edge.uploads.map(\.mask))")
+            let clearer = try #require(edge.uploads.last).mask
+            #expect(clearer < 4)
+            #expect(edge.uploads.allSatisfy { $0.bytesSent > 0 && $0.coding != .auto })
+            #expect(cloud.map(\.mask) == [4, clearer])
+            #expect(cloud.allSatisfy { $0.samples == data.count && $0.heldOut.count == 1 })
+            // Every upload is complete in the store with every sample once; the fine-tuned
+            // session is kept beside the first.
+            let uploads = try await store.uploads(edge: "edge-1")
+            #expect(Set(uploads.map(\.spec.mask)) == [4, clearer])
+            #expect(uploads.allSatisfy { $0.complete && $0.spec.samples == data.count })
+            #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("edge/m\(clearer)/session.json").path))
+            let progress = try #require(try await store.training(edge: "edge-1"))
+            #expect(progress.mask == clearer && progress.converged)
         }
-        try await store.close()
     }
 
     /// A second run of the edge with the same session finds its upload already stored: nothing
     /// is trained or sent again.
     @Test func aRestartedEdgeResumesWithoutResending() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cdc-loop-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let store = try await SQLiteUploadStore.open(path: dir.appendingPathComponent("cloud.db").path)
-        do {
-            let token = try await CloudService.addEdge(name: "edge-1", to: store)
-            let service = CloudService(store: store, policy: MaskPolicy(timeBudget: 600))
-            let data = quadrantImages()
-            try await service.application(host: "127.0.0.1", port: 0).test(.live) { client in
-                let url = "http://127.0.0.1:\(client.port!)"
-                let session = dir.appendingPathComponent("edge")
-                var settings = EdgeAgentSettings(session: session)
-                settings.newSession.epochs = 1; settings.newSession.batchSize = 16; settings.samplesPerPart = 16
-                settings.rounds = 1
-                let first = try await EdgeAgent(client: CloudClient(baseURL: url, token: token), data: data, settings: settings).run()
-                let again = try await EdgeAgent(client: CloudClient(baseURL: url, token: token), data: data, settings: settings).run()
-                #expect(first.uploads.count == 1 && first.uploads[0].partsSent == 4)
-                #expect(again.uploads.count == 1 && again.uploads[0].partsSent == 0 && again.uploads[0].partsSkipped == 4)
-                #expect(again.uploads[0].mask == first.uploads[0].mask)
-            }
-        } catch {
-            try? await store.close()
-            throw error
+        let data = quadrantImages()
+        try await withLiveCloud { dir, _, url, token in
+            var settings = EdgeAgentSettings(session: dir.appendingPathComponent("edge"))
+            settings.newSession.epochs = 1; settings.newSession.batchSize = 16; settings.samplesPerPart = 16
+            settings.rounds = 1
+            let first = try await EdgeAgent(client: CloudClient(baseURL: url, token: token), data: data, settings: settings).run()
+            let again = try await EdgeAgent(client: CloudClient(baseURL: url, token: token), data: data, settings: settings).run()
+            #expect(first.uploads.count == 1 && first.uploads[0].partsSent == 4)
+            #expect(again.uploads.count == 1 && again.uploads[0].partsSent == 0 && again.uploads[0].partsSkipped == 4)
+            #expect(again.uploads[0].mask == first.uploads[0].mask)
         }
-        try await store.close()
     }
 }
