@@ -247,7 +247,7 @@ func storedContainer(_ store: SQLiteUploadStore, _ status: UploadStatus) async t
         }
     }
 
-    /// A server that fails every other request with 503: the client retries with back-off, the
+    /// A server that fails the first attempt of every request with 503: the client retries with back-off, the
     /// upload completes, and the retries are counted and reported.
     @Test func failedRequestsAreRetried() async throws {
         try await withService() { service, store, token in
@@ -338,17 +338,20 @@ func storedContainer(_ store: SQLiteUploadStore, _ status: UploadStatus) async t
     }
 }
 
-/// Fails every other request with 503 (a flaky proxy).
+/// Fails the first attempt of every request with 503 (a flaky proxy). Keyed by method and URI,
+/// not by a global count: with parts in flight at once, "every other request" could hand one
+/// request every odd slot and exhaust its retries.
 struct EveryOtherFails: RouterMiddleware {
     typealias Context = CloudRequestContext
-    let counter = Counter()
-    final class Counter: @unchecked Sendable {
+    let seen = Seen()
+    final class Seen: @unchecked Sendable {
         private let lock = NSLock()
-        private var n = 0
-        func next() -> Int { lock.lock(); defer { lock.unlock() }; n += 1; return n }
+        private var keys: Set<String> = []
+        /// True the first time `key` is seen.
+        func first(_ key: String) -> Bool { lock.lock(); defer { lock.unlock() }; return keys.insert(key).inserted }
     }
     func handle(_ input: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if counter.next() % 2 == 1 { return Response(status: .serviceUnavailable) }
+        if seen.first("\(input.method) \(input.uri)") { return Response(status: .serviceUnavailable) }
         return try await next(input, context)
     }
 }
