@@ -35,6 +35,11 @@ let package = Package(
         .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", providers: [.apt(["libturbojpeg0-dev"])]),
         .systemLibrary(name: "CWebP", path: "Sources/CWebP", providers: [.apt(["libwebp-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
+        // libopus (the Opus audio baseline).
+        .systemLibrary(name: "COpus", path: "Sources/COpus", providers: [.apt(["libopus-dev"])]),
+        // libsndfile and libsoxr (audio datasets: decoding WAV/FLAC/OGG, resampling).
+        .systemLibrary(name: "CSndFile", path: "Sources/CSndFile", providers: [.apt(["libsndfile1-dev"])]),
+        .systemLibrary(name: "CSoxr", path: "Sources/CSoxr", providers: [.apt(["libsoxr-dev"])]),
         // Tensors, autograd, ops; reference kernels and oneDNN kernels.
         .target(name: "CDCTensor", dependencies: ["CDNNL"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
@@ -44,8 +49,9 @@ let package = Package(
         .target(name: "CDCSafetensors", dependencies: ["CDCFileIO"]),
         // Modules, layers, losses, optimizers, schedules, checkpoints.
         .target(name: "CDCNN", dependencies: ["CDCTensor", "CDCSafetensors", "CDCFileIO"]),
-        // Datasets: IDX (Fashion-MNIST), CIFAR binary, image folders; splits, augmentation.
-        .target(name: "CDCData", dependencies: ["CDCTensor", "CZlib", "CPNG", "CTurboJPEG"]),
+        // Datasets: IDX (Fashion-MNIST), CIFAR binary, image folders, audio (FSDD, UrbanSound8K,
+        // audio class folders); splits, augmentation.
+        .target(name: "CDCData", dependencies: ["CDCTensor", "CZlib", "CPNG", "CTurboJPEG", "CSndFile", "CSoxr"]),
         // rANS entropy coding of latent symbols in integer arithmetic, with per-channel models.
         .target(name: "CDCEntropy", swiftSettings: optimizedInDebug),
         // The upload container of quantized latent codes (versioned, bit-packed or entropy-coded,
@@ -54,11 +60,13 @@ let package = Package(
                 swiftSettings: optimizedInDebug),
         // JPEG and WebP as baseline codecs, with honest byte accounting.
         .target(name: "CDCImageCodecs", dependencies: ["CTurboJPEG", "CWebP", "CDCFileIO"]),
+        // Opus and G.711 μ-law as audio baseline codecs, with honest byte accounting.
+        .target(name: "CDCAudioCodecs", dependencies: ["COpus", "CDCFileIO"]),
         // The reference models of shared/spec/reference-models.md and the timed steps.
         .target(name: "CDCModels", dependencies: ["CDCNN"]),
         // The CDC pipeline: edge training sessions, compression, restoration, cloud training,
         // the rate–accuracy experiment.
-        .target(name: "CDCPipeline", dependencies: ["CDCModels", "CDCData", "CDCCodec", "CDCEntropy", "CDCImageCodecs", "CDCSafetensors", "CDCFileIO"]),
+        .target(name: "CDCPipeline", dependencies: ["CDCModels", "CDCData", "CDCCodec", "CDCEntropy", "CDCImageCodecs", "CDCAudioCodecs", "CDCSafetensors", "CDCFileIO"]),
         // What edge and cloud agree on over HTTP: the API's messages, content hashes (SHA-256),
         // the mask policy.
         .target(name: "CDCWire", dependencies: ["CDCCodec"], swiftSettings: optimizedInDebug),
@@ -100,7 +108,8 @@ let package = Package(
         .testTarget(name: "CDCEntropyTests", dependencies: ["CDCEntropy"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CDCCodecTests", dependencies: ["CDCCodec", "CDCEntropy"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CDCImageCodecsTests", dependencies: ["CDCImageCodecs"]),
-        .testTarget(name: "CDCDataTests", dependencies: ["CDCData"]),
+        .testTarget(name: "CDCAudioCodecsTests", dependencies: ["CDCAudioCodecs"]),
+        .testTarget(name: "CDCDataTests", dependencies: ["CDCData", "CSndFile"]),
         .testTarget(name: "CDCPipelineTests", dependencies: ["CDCPipeline"]),
         .testTarget(name: "CDCServiceTests", dependencies: [
             "CDCWire", "CDCStore", "CDCCloudService", "CDCEdgeClient", "CDCCodec", "CDCEntropy",

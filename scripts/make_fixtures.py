@@ -35,6 +35,10 @@ train_bn and bn_momentum for resnext-11).
 NAME is one of cdc-ae (m=4), cdc-ae-m2 (the same architecture with m=2),
 cdc-ec, resnext-11, cdc-ae-1d (m=4), cdc-ec-1d.  Images are batch 2 of
 1x28x28 uniform [0, 1); audio is batch 2 of 1x512 uniform [-1, 1).
+resnext-29 and m5 are too large to commit as weights: their io files
+(resnext-29.io.safetensors, m5.io.safetensors: input, output_eval,
+output_train) come from formula weights (formula_state) that the tests
+recompute; m5's input is batch 2 of 1x8000 uniform [-1, 1).
 Everything is seeded (one fixed seed per model) and runs on one thread, so
 re-running gives the same files with the same torch version.
 
@@ -258,6 +262,19 @@ def formula_fixture(ref, torch, name, seed):
     return {"input": x, "output_eval": out_eval, "output_train": out_train}
 
 
+def formula_fixture_m5(ref, torch, seed):
+    """Inputs and outputs of m5 with formula weights (no weights file: 558 090 parameters)."""
+    torch.manual_seed(seed)
+    model = ref.m5(classes=10)
+    formula_state(model, torch)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(2, 1, 8000, generator=gen) * 2 - 1
+    with torch.no_grad():
+        out_eval = model.eval()(x)
+        out_train = model.train()(x)
+    return {"input": x, "output_eval": out_eval, "output_train": out_train}
+
+
 def write_mixed(path):
     import torch
     from safetensors.torch import save_file
@@ -319,6 +336,11 @@ def main():
     fpath = os.path.join(out_dir, "resnext-29.io.safetensors")
     save_file(formula_fixture(ref, torch, "resnext-29", 1007), fpath,
               metadata={"fixture": "resnext-29 with formula weights (formula_state in make_fixtures.py)"})
+    written.append(fpath)
+
+    fpath = os.path.join(out_dir, "m5.io.safetensors")
+    save_file(formula_fixture_m5(ref, torch, 1008), fpath,
+              metadata={"fixture": "m5 with formula weights (formula_state in make_fixtures.py)"})
     written.append(fpath)
 
     mpath = os.path.join(out_dir, "python_mixed.safetensors")

@@ -2,7 +2,7 @@
 # Installs the Debian packages swift-cdc needs (skipped when already present).
 # Used by scripts/run.sh and scripts/test.sh; safe to run repeatedly.
 set -euo pipefail
-packages=(libdnnl-dev zlib1g-dev libturbojpeg0-dev libwebp-dev libpng-dev dataset-fashion-mnist iproute2 iptables curl python3)
+packages=(libdnnl-dev zlib1g-dev libturbojpeg0-dev libwebp-dev libpng-dev libsndfile1-dev libsoxr-dev libopus-dev espeak-ng sox dataset-fashion-mnist iproute2 iptables curl python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -18,7 +18,8 @@ public struct StepBenchmarkSettings: Sendable {
     public var alpha: Float = EdgeConfig.defaultAlpha
     /// `resnext-11` or `resnext-29`.
     public var cloudModel = "resnext-11"
-    /// Untimed calls before timing; timed calls of the edge, codec and audio steps, and of the cloud step.
+    /// Untimed calls before timing; timed calls of the edge, codec and audio steps, and of the cloud
+    /// steps (`cloud_step`, `audio_m5_step`).
     public var warmup = 5, repeats = 50, cloudRepeats = 20
     public var seed: UInt64 = 0
     /// Only these timings (keys such as `edge_step`); nil: all.
@@ -97,17 +98,26 @@ public enum StepBenchmark {
                 edge1.step(xa, labels: ya)
             }
         }
+        // The cloud's audio input: the autoencoder's restoration of xa (as the reference does).
+        let ra = want("audio_cloud_step") || want("audio_m5_step") ? Autograd.noGrad { ae1.eval()(xa) } : xa
         if want("audio_cloud_step") {
-            let ra = Autograd.noGrad { ae1.eval()(xa) }
             let cloud1 = ClassifierTrainer(model: ElementaryClassifier.audio(classes: audioClasses), learningRate: 0.05, momentum: 0.9)
             var t = Timing.measure(warmup: warmup, repeats: repeats, batch: audioBatch) { cloud1.step(ra, labels: ya) }
             t["model"] = "cdc-ec-1d"
             timings["audio_cloud_step"] = t
         }
+        // audio_m5_step: m5 (the audio cloud classifier) on restored audio, SGD momentum 0.9,
+        // timed over the cloud step's repeats as the reference does.
+        if want("audio_m5_step") {
+            let m5 = ClassifierTrainer(model: AudioClassifier.m5(classes: audioClasses), learningRate: 0.05, momentum: 0.9)
+            var t = Timing.measure(warmup: warmup, repeats: cloudRepeats, batch: audioBatch) { m5.step(ra, labels: ya) }
+            t["model"] = "m5"
+            timings["audio_m5_step"] = t
+        }
 
         // entropy_coding: the coded container of the 60 000 training codes, encoded and decoded.
         if session != nil || wanted?.contains("entropy_coding") == true {
-            let train = try ImageDataset.fashionMNIST(train: true)
+            let train = try LabelledDataset.fashionMNIST(train: true)
             let s = try session.map { try EdgeSession.resume(from: $0) }
             let encoderAE = s?.autoencoder ?? CDCAutoencoder.image(channels: 1, mask: mask)
             let fixed = try EdgeCodec.compress(encoderAE, train, decoderHash: 0)
@@ -197,7 +207,9 @@ public enum Timing {
     /// The oneDNN library's version.
     public static var onednnVersion: String { EngineInfo.onednnVersion }
 
-    /// Ratios of our medians to PyTorch's (NCHW and best of NCHW / channels-last).
+    /// Ratios of our medians to PyTorch's (NCHW and best of NCHW / channels-last); when the
+    /// reference ran with `--bf16`, also to its bf16-autocast figure and to the fastest of all
+    /// three modes (`ratio_vs_bf16`, `ratio_vs_fastest`).
     public static func compare(_ ours: [String: Any], withFile url: URL) throws -> [String: Any] {
         let data = try Data(contentsOf: url); let path = url.path
         guard let ref = try JSONSerialization.jsonObject(with: data) as? [String: Any],
@@ -205,14 +217,22 @@ public enum Timing {
             throw PipelineError("\(path) is not the JSON of torch_reference.py --bench")
         }
         let cl = rt["channels_last"] as? [String: Any] ?? [:]
+        let bf16 = rt["bf16"] as? [String: Any] ?? [:]
         func median(_ d: [String: Any], _ k: String) -> Double? { (d[k] as? [String: Any])?["median_ms"] as? Double }
         var out: [String: Any] = [:]
         for (k, v) in ours {
             guard let mine = (v as? [String: Any])?["median_ms"] as? Double, let theirs = median(rt, k) else { continue }
             let best = min(theirs, median(cl, k) ?? theirs)
-            out[k] = ["ours_ms": mine, "torch_nchw_ms": theirs, "torch_best_ms": best,
-                      "ratio_vs_nchw": (mine / theirs * 1000).rounded() / 1000,
-                      "ratio_vs_best": (mine / best * 1000).rounded() / 1000]
+            func ratio(_ t: Double) -> Double { (mine / t * 1000).rounded() / 1000 }
+            var entry: [String: Any] = ["ours_ms": mine, "torch_nchw_ms": theirs, "torch_best_ms": best,
+                                        "ratio_vs_nchw": ratio(theirs), "ratio_vs_best": ratio(best)]
+            if let b = median(bf16, k) {
+                entry["torch_bf16_ms"] = b
+                entry["ratio_vs_bf16"] = ratio(b)
+                entry["torch_fastest_ms"] = min(best, b)
+                entry["ratio_vs_fastest"] = ratio(min(best, b))
+            }
+            out[k] = entry
         }
         if let p = ref["peak_rss_mb"] { out["torch_peak_rss_mb"] = p }
         return out

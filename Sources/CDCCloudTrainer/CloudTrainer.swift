@@ -39,15 +39,20 @@ public struct TrainedClassifier {
     public let heldOutAccuracy: [Double]
     /// Bytes the upload took in the store: its parts and its decoder.
     public let uplinkBytes: Int
-    /// The shape of the images the classifier reads.
+    /// The shape of the samples the classifier reads (audio: 1 × 1 × L).
     public let channels: Int, height: Int, width: Int
+    /// Samples per second of the audio clips it reads; nil for images.
+    public let sampleRate: Int?
+    /// The classifier's name (`resnext-11`, `m5`, …).
+    public let modelName: String
 
     /// A record of a trained classifier.
-    public init(upload: UploadStatus, model: Module, decoderFile: [UInt8], trainImages: Int, heldOutImages: Int,
-                heldOutAccuracy: [Double], uplinkBytes: Int, channels: Int, height: Int, width: Int) {
-        self.upload = upload; self.model = model; self.decoderFile = decoderFile; self.trainImages = trainImages
+    public init(upload: UploadStatus, model: Module, modelName: String, decoderFile: [UInt8], trainImages: Int, heldOutImages: Int,
+                heldOutAccuracy: [Double], uplinkBytes: Int, geometryOf data: LabelledDataset) {
+        self.upload = upload; self.model = model; self.modelName = modelName; self.decoderFile = decoderFile
+        self.trainImages = trainImages
         self.heldOutImages = heldOutImages; self.heldOutAccuracy = heldOutAccuracy; self.uplinkBytes = uplinkBytes
-        self.channels = channels; self.height = height; self.width = width
+        self.channels = data.channels; self.height = data.height; self.width = data.width; self.sampleRate = data.sampleRate
     }
 
     /// Accuracy on test images the edge encoded with this upload's encoder (the deployment
@@ -80,7 +85,7 @@ public struct CloudTrainingSummary: Codable, Sendable, Equatable {
     public init(_ t: TrainedClassifier, config: ClassifierConfig) {
         upload = t.upload.id; mask = t.upload.spec.mask; uplinkBytes = t.uplinkBytes
         samples = t.upload.spec.samples; trainImages = t.trainImages; heldOutImages = t.heldOutImages
-        model = config.model; epochs = config.epochs; heldOutAccuracy = t.heldOutAccuracy.last
+        model = t.modelName; epochs = config.epochs; heldOutAccuracy = t.heldOutAccuracy.last
     }
 }
 
@@ -160,12 +165,12 @@ public final class CloudTrainer {
         let restored = try EdgeCodec.restore(codes, decoderFile: decoderFile)
         if let r = try await store.registration(edge: edge),
            (r.channels, r.height, r.width) != (restored.channels, restored.height, restored.width) {
-            throw PipelineError("edge \(edge) registered \(r.channels)×\(r.height)×\(r.width) images; upload \(upload.id) restores \(restored.channels)×\(restored.height)×\(restored.width)")
+            throw PipelineError("edge \(edge) registered \(r.channels)×\(r.height)×\(r.width) samples; upload \(upload.id) restores \(restored.geometry)")
         }
         let cfg = settings.classifier
         let (train, validation) = restored.split(validationFraction: settings.validationFraction, seed: cfg.seed)
-        progress(.message("edge \(edge), upload \(upload.id): restored \(restored.count) images "
-                          + "\(restored.channels)×\(restored.height)×\(restored.width); training \(cfg.model) for \(cfg.epochs) epochs "
+        progress(.message("edge \(edge), upload \(upload.id): restored \(restored.count) samples "
+                          + "(\(restored.geometry)); training \(cfg.modelName(for: restored)) for \(cfg.epochs) epochs "
                           + "(\(validation.count) held out)"))
         let training = try ClassifierTraining(train, config: cfg)
         var history: [Double] = []
@@ -182,10 +187,9 @@ public final class CloudTrainer {
             progress(.message(String(format: "  held-out accuracy after epoch %d: %.2f%%", training.epoch, 100 * accuracy)))
         }
         let model = training.model.eval()
-        return TrainedClassifier(upload: upload, model: model, decoderFile: decoderFile, trainImages: train.count,
-                                 heldOutImages: validation.count, heldOutAccuracy: history,
-                                 uplinkBytes: upload.storedBytes + decoderFile.count,
-                                 channels: restored.channels, height: restored.height, width: restored.width)
+        return TrainedClassifier(upload: upload, model: model, modelName: cfg.modelName(for: restored), decoderFile: decoderFile,
+                                 trainImages: train.count, heldOutImages: validation.count, heldOutAccuracy: history,
+                                 uplinkBytes: upload.storedBytes + decoderFile.count, geometryOf: restored)
     }
 
     /// Whether training with held-out accuracies `history` (one per epoch so far) of `epochs`

@@ -186,6 +186,10 @@ extension LatentContainer {
             let pixels = 16 * latentShape[1] * latentShape[2]
             units.append(("bits per pixel  ", Double(n * pixels), 4,
                           "\(4 * latentShape[1]) × \(4 * latentShape[2]) pixels per sample"))
+        } else if latentShape.count == 2 {
+            // cdc-ae-1d: one latent position per 16 audio samples.
+            let samples = 16 * latentShape[1]
+            units.append(("bits per audio sample", Double(n * samples), 4, "\(samples) audio samples per clip"))
         }
         let totalBits = Double(a.total) * 8, symbolBits = Double(a.symbols) * 8
         let estimate = estimatedCodedBits

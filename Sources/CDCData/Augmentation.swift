@@ -91,7 +91,7 @@ public struct Augmentation: Sendable, Equatable {
     }
 
     /// Augments a `[n, channels, height, width]` batch in place, sample by sample, with draws
-    /// from `generator` (the same draws as ``ImageDataset/batch(_:augmentation:generator:)``).
+    /// from `generator` (the same draws as ``LabelledDataset/batch(_:augmentation:generator:)``).
     public func apply(to batch: Tensor, generator: inout SeededGenerator) {
         precondition(batch.rank == 4, "augmentation expects a [n, channels, height, width] batch")
         let (n, c, h, w) = (batch.shape[0], batch.shape[1], batch.shape[2], batch.shape[3])
@@ -104,6 +104,27 @@ public struct Augmentation: Sendable, Equatable {
             if d.dy == padding && d.dx == padding && !d.flip { continue }
             scratch.update(from: p + i * per, count: per)
             Augmentation.transform(scratch, into: p + i * per, channels: c, height: h, width: w, padding: padding, draw: d)
+        }
+    }
+
+    /// Shifts every clip of a `[n, 1, length]` audio batch in place by a random whole number of
+    /// samples in −maxShift…maxShift (drawn from `generator`, one per clip in order); the
+    /// samples shifted in are zeros.
+    public static func timeShift(_ batch: Tensor, maxShift: Int, generator: inout SeededGenerator) {
+        precondition(batch.rank == 3, "a time shift expects a [n, channels, length] batch")
+        guard maxShift > 0 else { return }
+        let (n, per) = (batch.shape[0], batch.shape[1] * batch.shape[2])
+        let p = batch.mutablePointer
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: per)
+        defer { scratch.deallocate() }
+        for i in 0..<n {
+            let shift = Int(generator.next() % UInt64(2 * maxShift + 1)) - maxShift
+            guard shift != 0, abs(shift) < per else { continue }
+            let clip = p + i * per
+            scratch.update(from: clip, count: per)
+            clip.update(repeating: 0, count: per)
+            if shift > 0 { (clip + shift).update(from: scratch, count: per - shift) }
+            else { clip.update(from: scratch - shift, count: per + shift) }
         }
     }
 }

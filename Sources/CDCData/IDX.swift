@@ -47,10 +47,10 @@ public enum IDX {
     }
 }
 
-extension ImageDataset {
+extension LabelledDataset {
     /// Loads an IDX images/labels pair (`count × rows × cols` unsigned bytes, one label byte per
     /// image, either file optionally gzip-compressed): one channel, `classes` = largest label + 1.
-    public static func idx(images: URL, labels: URL) throws -> ImageDataset {
+    public static func idx(images: URL, labels: URL) throws -> LabelledDataset {
         let (idims, idata) = try IDX.parse(try IDX.readBytes(images), name: images.path)
         let (ldims, ldata) = try IDX.parse(try IDX.readBytes(labels), name: labels.path)
         guard idims.count == 3 else { throw DatasetError("\(images.path): expected 3 dimensions (count, rows, cols), found \(idims)") }
@@ -61,7 +61,7 @@ extension ImageDataset {
         }
         let pixels = idata.map { Float($0) / 255 }
         let labels = ldata.map { Int($0) }
-        return ImageDataset(pixels: pixels, labels: labels, channels: 1, height: idims[1], width: idims[2],
+        return LabelledDataset(pixels: pixels, labels: labels, channels: 1, height: idims[1], width: idims[2],
                             classes: (labels.max() ?? 0) + 1)
     }
 
@@ -75,7 +75,7 @@ extension ImageDataset {
     /// Fashion-MNIST (train or test split) from a directory of the four standard files
     /// (`train-`/`t10k-images-idx3-ubyte` and `-labels-idx1-ubyte`, each optionally `.gz`);
     /// 10 classes, named by ``fashionMNISTClassNames``.
-    public static func fashionMNIST(train: Bool, directory: URL = fashionMNISTDirectory) throws -> ImageDataset {
+    public static func fashionMNIST(train: Bool, directory: URL = fashionMNISTDirectory) throws -> LabelledDataset {
         let prefix = train ? "train" : "t10k"
         func file(_ base: String) -> URL {
             let gz = directory.appendingPathComponent(base + ".gz")

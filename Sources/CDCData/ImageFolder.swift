@@ -3,7 +3,7 @@ import CTurboJPEG
 import Dispatch
 import Foundation
 
-extension ImageDataset {
+extension LabelledDataset {
     /// File extensions ``imageFolder(root:channels:)`` loads (compared case-insensitively).
     public static let imageFolderExtensions: Set<String> = ["png", "jpg", "jpeg"]
 
@@ -24,7 +24,7 @@ extension ImageDataset {
     /// Errors (no class directories, an empty class, an unreadable or corrupt file, a size that
     /// differs from the first image's) name the directory or file; when several files are bad
     /// the first in load order is named. Decoding runs in parallel on all cores.
-    public static func imageFolder(root: URL, channels: Int? = nil) throws -> ImageDataset {
+    public static func imageFolder(root: URL, channels: Int? = nil) throws -> LabelledDataset {
         if let channels, channels != 1 && channels != 3 {
             throw DatasetError("\(root.path): channels must be 1 or 3, not \(channels)")
         }
@@ -69,7 +69,7 @@ extension ImageDataset {
                 }
             }
         }
-        return ImageDataset(pixels: pixels, labels: labels, channels: c, height: h, width: w,
+        return LabelledDataset(pixels: pixels, labels: labels, channels: c, height: h, width: w,
                             classes: classNames.count, classNames: classNames)
     }
 

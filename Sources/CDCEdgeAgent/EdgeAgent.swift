@@ -73,12 +73,12 @@ public struct EdgeRunReport: Sendable, Codable, Equatable {
 /// ```
 public final class EdgeAgent {
     public let client: CloudClient
-    public let data: ImageDataset
+    public let data: LabelledDataset
     public let settings: EdgeAgentSettings
     let progress: ProgressHandler
 
     /// An agent for `data` (the edge's labelled training set) and the cloud behind `client`.
-    public init(client: CloudClient, data: ImageDataset, settings: EdgeAgentSettings, progress: @escaping ProgressHandler = { _ in }) {
+    public init(client: CloudClient, data: LabelledDataset, settings: EdgeAgentSettings, progress: @escaping ProgressHandler = { _ in }) {
         self.client = client; self.data = data; self.settings = settings; self.progress = progress
     }
 
@@ -89,8 +89,8 @@ public final class EdgeAgent {
         let dir = settings.session
         if FileManager.default.fileExists(atPath: dir.appendingPathComponent("session.json").path) {
             let s = try EdgeSession.resume(from: dir)
-            guard s.channels == data.channels, s.height == data.height, s.width == data.width else {
-                throw PipelineError("the session in \(dir.path) was trained on \(s.channels)×\(s.height)×\(s.width) images; the data is \(data.channels)×\(data.height)×\(data.width)")
+            guard s.accepts(data) else {
+                throw PipelineError("the session in \(dir.path) was trained on \(s.geometry); the data is \(data.geometry)")
             }
             log("loaded session \(dir.path) (m = \(s.config.mask), \(s.epochsDone) of \(s.config.epochs) epochs)")
             return s
@@ -135,7 +135,7 @@ public final class EdgeAgent {
         }
         _ = try? await client.reportStatus(EdgeStatus(phase: "done", progress: 1))
         return EdgeRunReport(uploads: uploads, lastRequest: request, samples: data.count,
-                             rawBytes: data.count * (data.imageSize + 1))
+                             rawBytes: data.rawBytes)
     }
 
     /// The session to upload at mask `m`: `s` itself, the one fine-tuned to `m` by an earlier
@@ -165,7 +165,7 @@ public final class EdgeAgent {
     public func compressAndUpload(_ s: EdgeSession, in dir: URL) async throws -> EdgeUpload {
         let m = s.config.mask
         _ = try await client.reportStatus(EdgeStatus(phase: "compressing", progress: 0, message: "m = \(m)"))
-        let decoder = try EdgeCodec.decoderFile(s.autoencoder, channels: data.channels, height: data.height, width: data.width)
+        let decoder = try EdgeCodec.decoderFile(s)
         let container = try uploadContainer(s, in: dir, decoder: decoder)
         let uploader = EdgeUploader(client: client, samplesPerPart: settings.samplesPerPart, concurrency: settings.parallel)
         let parts = max(1, (container.count + settings.samplesPerPart - 1) / settings.samplesPerPart)

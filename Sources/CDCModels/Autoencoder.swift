@@ -66,7 +66,7 @@ extension CDCAutoencoder {
                                 ConvTranspose2d(128, 128, kernelSize: 3, stride: 1, padding: 1), lrelu(),
                                 ConvTranspose2d(128, 64, kernelSize: 4, stride: 2, padding: 1), lrelu(),
                                 ConvTranspose2d(64, channels, kernelSize: 4, stride: 2, padding: 1)),
-            mask: mask, architecture: ImageAutoencoder.wide.rawValue)
+            mask: mask, architecture: AutoencoderArchitecture.wide.rawValue)
     }
 
     /// `cdc-ae-1d`: 1×L → K×L/16 latent → 1×L.
@@ -78,22 +78,28 @@ extension CDCAutoencoder {
             decoder: Sequential(ConvTranspose1d(k, 64, kernelSize: 3, stride: 1, padding: 1), lrelu(),
                                 ConvTranspose1d(64, 32, kernelSize: 8, stride: 4, padding: 2), lrelu(),
                                 ConvTranspose1d(32, 1, kernelSize: 8, stride: 4, padding: 2)),
-            mask: mask, architecture: "cdc-ae-1d")
+            mask: mask, architecture: AutoencoderArchitecture.audio.rawValue)
     }
 }
 
-/// The image autoencoders an edge can train, by name.
-public enum ImageAutoencoder: String, CaseIterable, Codable, Sendable {
-    /// The spec's `cdc-ae` (the paper's lightweight AE; the default).
+/// The autoencoder architectures an edge can train, by name (what decoder files name).
+public enum AutoencoderArchitecture: String, CaseIterable, Codable, Sendable {
+    /// The spec's `cdc-ae` (the paper's lightweight AE; the default for images).
     case spec = "cdc-ae"
     /// `cdc-ae-wide`: same latent, wider and deeper (``CDCAutoencoder/imageWide(channels:mask:latentChannels:)``).
     case wide = "cdc-ae-wide"
+    /// The spec's `cdc-ae-1d` for mono audio clips (``CDCAutoencoder/audio(mask:latentChannels:)``).
+    case audio = "cdc-ae-1d"
 
-    /// A freshly initialised autoencoder of this architecture.
+    /// True for the 1-D (audio) architecture.
+    public var isAudio: Bool { self == .audio }
+
+    /// A freshly initialised autoencoder of this architecture (`channels` is ignored for audio: mono).
     public func make(channels: Int = 1, mask: Int = 4) -> CDCAutoencoder {
         switch self {
         case .spec: return CDCAutoencoder.image(channels: channels, mask: mask)
         case .wide: return CDCAutoencoder.imageWide(channels: channels, mask: mask)
+        case .audio: return CDCAutoencoder.audio(mask: mask)
         }
     }
 }

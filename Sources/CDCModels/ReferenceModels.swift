@@ -5,11 +5,13 @@ import CDCTensor
 public enum ReferenceModel: String, CaseIterable, Sendable {
     case cdcAE = "cdc-ae", cdcEC = "cdc-ec", resnext11 = "resnext-11", resnext29 = "resnext-29"
     case cdcAE1D = "cdc-ae-1d", cdcEC1D = "cdc-ec-1d"
+    /// The audio cloud classifier (``AudioClassifier/m5(classes:)``).
+    case m5 = "m5"
 
     /// Shape of one input sample for the spec's defaults (1×28×28 images, L = 8000 audio).
     public func sampleShape(audioLength: Int = 8000) -> [Int] {
         switch self {
-        case .cdcAE1D, .cdcEC1D: return [1, audioLength]
+        case .cdcAE1D, .cdcEC1D, .m5: return [1, audioLength]
         default: return [1, 28, 28]
         }
     }
@@ -23,6 +25,7 @@ public enum ReferenceModel: String, CaseIterable, Sendable {
         case .resnext29: return ResNeXt.resnext29(classes: classes)
         case .cdcAE1D: return CDCAutoencoder.audio(mask: mask)
         case .cdcEC1D: return ElementaryClassifier.audio(classes: classes)
+        case .m5: return AudioClassifier.m5(classes: classes)
         }
     }
 

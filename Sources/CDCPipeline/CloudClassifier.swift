@@ -6,35 +6,49 @@ import Foundation
 
 /// Settings of the cloud's classifier training (stage 2).
 public struct ClassifierConfig: Codable, Sendable, Equatable {
-    /// `resnext-11` (CPU default) or `resnext-29` (the paper's).
-    public var model = "resnext-11"
+    /// `auto` (the default: `resnext-11` for images, `m5` for audio), `resnext-11`, `resnext-29`
+    /// (the paper's image AC) or `m5` (the audio AC).
+    public var model = "auto"
     public var epochs = 10
     public var batchSize = 128
     /// Peak learning rate of SGD (momentum 0.9, Nesterov), cosine decay after a one-epoch warm-up.
     public var learningRate: Float = 0.05
     public var weightDecay: Float = 5e-4
-    /// Padding (2 pixels) + random crop, no flip (the paper does not flip, and Fashion-MNIST's
-    /// shoes all face one way).
+    /// Images: padding (2 pixels) + random crop, no flip (the paper does not flip, and
+    /// Fashion-MNIST's shoes all face one way). Audio: a random time shift of up to a tenth of
+    /// the clip either way, zero-filled.
     public var augment = true
     public var seed: UInt64 = 0
     public init() {}
+
+    /// The classifier `model` names for `data`: `auto` resolved to `resnext-11` (images) or `m5` (audio).
+    public func modelName(for data: LabelledDataset) -> String {
+        model == "auto" ? (data.isAudio ? "m5" : "resnext-11") : model
+    }
 }
 
 /// Trains and evaluates the cloud's advanced classifier.
 public enum CloudClassifier {
-    /// A fresh model of `config.model` for the dataset's geometry.
-    public static func make(_ config: ClassifierConfig, channels: Int, classes: Int) throws -> Module {
-        switch config.model {
-        case "resnext-11": return ResNeXt.resnext11(channels: channels, classes: classes)
-        case "resnext-29": return ResNeXt.resnext29(channels: channels, classes: classes)
-        default: throw PipelineError("unknown classifier '\(config.model)' (resnext-11 or resnext-29)")
+    /// A fresh model of `config.model` for the dataset (`auto`: `resnext-11` for images, `m5`
+    /// for audio); an image classifier for audio or the other way round is refused.
+    public static func make(_ config: ClassifierConfig, for data: LabelledDataset) throws -> Module {
+        let name = config.modelName(for: data)
+        switch name {
+        case "resnext-11", "resnext-29":
+            guard !data.isAudio else { throw PipelineError("\(name) classifies images; audio clips need m5 (or --model auto)") }
+            return name == "resnext-11" ? ResNeXt.resnext11(channels: data.channels, classes: data.classes)
+                                        : ResNeXt.resnext29(channels: data.channels, classes: data.classes)
+        case "m5":
+            guard data.isAudio else { throw PipelineError("m5 classifies audio clips; images need resnext-11 or resnext-29 (or --model auto)") }
+            return AudioClassifier.m5(classes: data.classes)
+        default: throw PipelineError("unknown classifier '\(config.model)' (auto, resnext-11, resnext-29 or m5)")
         }
     }
 
     /// Trains a classifier on `train`; `progress(epoch, batch, batches, status)`, and
     /// `afterEpoch(epoch, model)` at the end of every epoch (it may evaluate the model; training
     /// mode is restored after it).
-    public static func train(_ train: ImageDataset, config: ClassifierConfig,
+    public static func train(_ train: LabelledDataset, config: ClassifierConfig,
                              progress: ((Int, Int, Int, String) -> Void)? = nil,
                              afterEpoch: ((Int, Module) throws -> Void)? = nil) throws -> Module {
         let training = try ClassifierTraining(train, config: config)
@@ -52,7 +66,7 @@ public enum CloudClassifier {
     /// Top-1 accuracy of `model` on `data` (evaluation mode, nothing recorded, batches of 500 in
     /// order): the project's one accuracy loop. `input` turns each batch of images into what the
     /// model reads (e.g. through an autoencoder); by default the images themselves.
-    public static func accuracy(_ model: Module, on data: ImageDataset, input: (Tensor) -> Tensor = { $0 }) -> Float {
+    public static func accuracy(_ model: Module, on data: LabelledDataset, input: (Tensor) -> Tensor = { $0 }) -> Float {
         model.eval()
         var correct = 0
         Autograd.noGrad {
@@ -74,7 +88,7 @@ public final class ClassifierTraining {
     public let config: ClassifierConfig
     /// Epochs finished.
     public private(set) var epoch = 0
-    let data: ImageDataset
+    let data: LabelledDataset
     let schedule: CosineSchedule
     let optimizer: SGD
     let trainer: ClassifierTrainer
@@ -82,8 +96,8 @@ public final class ClassifierTraining {
     var generator: SeededGenerator
     let augmentation = Augmentation(padding: 2, randomCrop: true, horizontalFlip: false)
 
-    public init(_ train: ImageDataset, config: ClassifierConfig) throws {
-        model = try GlobalRandom.withSeed(config.seed) { try CloudClassifier.make(config, channels: train.channels, classes: train.classes) }
+    public init(_ train: LabelledDataset, config: ClassifierConfig) throws {
+        model = try GlobalRandom.withSeed(config.seed) { try CloudClassifier.make(config, for: train) }
         let batchesPerEpoch = train.count / config.batchSize
         guard batchesPerEpoch > 0 else { throw PipelineError("training set of \(train.count) images is smaller than one batch") }
         let total = batchesPerEpoch * config.epochs
@@ -105,7 +119,10 @@ public final class ClassifierTraining {
         let batches = data.batchIndices(size: config.batchSize, shuffle: config.seed &+ UInt64(epoch) &* 104_729, dropLast: true)
         for (i, indices) in batches.enumerated() {
             let (x, y) = data.batch(indices)
-            if config.augment { augmentation.apply(to: x, generator: &generator) }
+            if config.augment {
+                if data.isAudio { Augmentation.timeShift(x, maxShift: data.width / 10, generator: &generator) }
+                else { augmentation.apply(to: x, generator: &generator) }
+            }
             optimizer.learningRate = schedule.learningRate(at: step)
             let r = trainer.step(x, labels: y)
             step += 1

@@ -50,7 +50,7 @@ extension EdgeSession {
 
     /// `data` encoded by the session's autoencoder and coded with `coding` (the session's prior
     /// tables for ``Coding/prior`` and ``Coding/auto``).
-    public func compress(_ data: ImageDataset, coding: Coding, decoderHash: UInt64) throws -> LatentContainer {
+    public func compress(_ data: LabelledDataset, coding: Coding, decoderHash: UInt64) throws -> LatentContainer {
         let fixed = try EdgeCodec.compress(autoencoder, data, decoderHash: decoderHash)
         return try EdgeCodec.code(fixed, coding, priorTables: priorTables)
     }

@@ -81,13 +81,13 @@ public enum ExperimentReport {
         // The α of the table is the one every non-sweep CDC row was trained with.
         let chosen = rows.first { $0.method == "cdc" && !$0.sweep }?.alpha
         try DurableFile.write(Data(markdown(rows, config: config, chosenAlpha: chosen).utf8), to: dir.appendingPathComponent("results.md"))
-        try DurableFile.write(Data(svg(rows).utf8), to: dir.appendingPathComponent("plot.svg"))
+        try DurableFile.write(Data(svg(rows, audio: config.sampleRate != nil).utf8), to: dir.appendingPathComponent("plot.svg"))
     }
 
     /// A row's autoencoder when it is not the spec's `cdc-ae` (rows without one, and rows of
     /// files written before the column existed, used the spec's).
     static func nonSpecAutoencoder(_ r: ExperimentRow) -> String? {
-        r.autoencoder.flatMap { $0 == ImageAutoencoder.spec.rawValue || $0.isEmpty ? nil : $0 }
+        r.autoencoder.flatMap { $0 == AutoencoderArchitecture.spec.rawValue || $0 == AutoencoderArchitecture.audio.rawValue || $0.isEmpty ? nil : $0 }
     }
 
     /// Mean, spread (max − min) and count of the test accuracy of rows that differ only by seed.
@@ -139,7 +139,8 @@ public enum ExperimentReport {
     /// more than the spread over seeds; the paper's "AE loses at least twice as much as CDC".
     /// The paper's claims are checked on the spec's `cdc-ae` rows only; the coding claims on every
     /// coded CDC row (swift-cdc's codec, whatever its autoencoder).
-    public static func claims(_ rows: [ExperimentRow], codecTargets: [Double] = [0.5, 1, 2]) -> [Claim] {
+    public static func claims(_ rows: [ExperimentRow], codecTargets: [Double] = [0.5, 1, 2], audio: Bool = false) -> [Claim] {
+        if audio { return audioClaims(rows) }
         let gs = groups(rows)
         let spec = gs.filter { !$0.isNonSpec }
         let cdc = Dictionary(spec.filter { $0.method == "cdc" }.map { ($0.mask ?? -1, $0) }, uniquingKeysWith: { a, _ in a })
@@ -169,6 +170,54 @@ public enum ExperimentReport {
                              holds: ok2, evidence: parts2.joined(separator: "; ")))
         }
         out += codingClaims(gs, targets: codecTargets)
+        return out
+    }
+
+    /// The paper's audio claims (Table 1, U/F columns, and §4.2): (a) CDC at the highest mask
+    /// loses little against raw audio — at most 2 pp here (the paper: 1.66 pp on FSDD); (b) the
+    /// plain AE loses much more than CDC — at least twice as much at every m (the paper: it does
+    /// not converge, 77.66 pp on FSDD); (c) against Opus at matched bits per second: at each
+    /// Opus row's total uplink rate, the most accurate CDC row (fixed-length or coded) that
+    /// fits in that rate is at least as accurate as Opus.
+    public static func audioClaims(_ rows: [ExperimentRow]) -> [Claim] {
+        let gs = groups(rows)
+        let cdc = Dictionary(gs.filter { $0.method == "cdc" }.map { ($0.mask ?? -1, $0) }, uniquingKeysWith: { a, _ in a })
+        let ae = Dictionary(gs.filter { $0.method == "ae" }.map { ($0.mask ?? -1, $0) }, uniquingKeysWith: { a, _ in a })
+        var out: [Claim] = []
+        if let m = cdc.keys.max(), let g = cdc[m] {
+            out.append(Claim(statement: "(a) CDC at m = \(m) loses at most 2 pp against raw audio (the paper: 1.66 pp on FSDD)",
+                             holds: g.meanLoss <= 0.02,
+                             evidence: String(format: "mean loss %.2f pp over %d seed(s), spread %.2f pp", 100 * g.meanLoss, g.count, 100 * g.spread)))
+        }
+        let masks = cdc.keys.filter { ae[$0] != nil }.sorted()
+        if !masks.isEmpty {
+            var ok = true, parts: [String] = []
+            for m in masks {
+                let c = cdc[m]!, a = ae[m]!
+                if !(a.meanLoss >= 2 * max(c.meanLoss, 0) && a.meanLoss > 0) { ok = false }
+                parts.append(String(format: "m=%d: AE %.2f pp (%.2f%%) vs CDC %.2f pp (%.2f%%)", m, 100 * a.meanLoss, 100 * a.mean,
+                                    100 * c.meanLoss, 100 * c.mean))
+            }
+            out.append(Claim(statement: "(b) The plain AE loses at least twice as much accuracy as CDC at every m (the paper: the AE does not converge on audio)",
+                             holds: ok, evidence: parts.joined(separator: "; ")))
+        }
+        let opus = gs.filter { $0.method == "opus" }.sorted { $0.bpp < $1.bpp }
+        let cdcAll = gs.filter { $0.method == "cdc" || $0.method == "cdc-coded" }
+        if !opus.isEmpty && !cdcAll.isEmpty {
+            var ok = true, parts: [String] = []
+            for o in opus {
+                guard let best = cdcAll.filter({ $0.bpp <= o.bpp }).max(by: { $0.mean < $1.mean }) else {
+                    ok = false
+                    parts.append(String(format: "Opus %d kbit/s (%.3f b/sample, %.2f%%): no CDC row fits", o.quality ?? 0, o.bpp, 100 * o.mean))
+                    continue
+                }
+                if best.mean < o.mean { ok = false }
+                parts.append(String(format: "Opus %d kbit/s (%.3f b/sample): %.2f%% vs %@ m = %d (%.3f b/sample): %.2f%%", o.quality ?? 0,
+                                    o.bpp, 100 * o.mean, best.method, best.mask ?? 4, best.bpp, 100 * best.mean))
+            }
+            out.append(Claim(statement: "(c) At each Opus rate the most accurate CDC row within that total uplink rate is at least as accurate as Opus",
+                             holds: ok, evidence: parts.joined(separator: "; ")))
+        }
         return out
     }
 
@@ -233,8 +282,10 @@ public enum ExperimentReport {
     }
 
     public static func markdown(_ rows: [ExperimentRow], config: ExperimentConfig, chosenAlpha: Float? = nil) -> String {
+        let audio = config.sampleRate != nil
+        let unit = audio ? "bits/sample" : "bpp"
         var s = """
-        | method | m | α | λ | quality | runs | bpp (total uplink) | bpp (payload) | bandwidth reduction | accuracy (mean) | spread | accuracy loss (pp) |
+        | method | m | α | λ | \(audio ? "kbit/s" : "quality") | runs | \(unit) (total uplink) | \(unit) (payload) | bandwidth reduction | accuracy (mean) | spread | accuracy loss (pp) |
         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 
         """
@@ -244,8 +295,15 @@ public enum ExperimentReport {
                 + "\(g.rateWeight.map { String(format: "%g", $0) } ?? "") | \(g.quality.map(String.init) ?? "") | \(g.count) | " + String(format: "%.3f | %.3f | %.1f× | %.2f%% | %.2f | %.2f |\n",
                 g.bpp, g.bppPayload, g.bandwidthReduction, 100 * g.mean, 100 * g.spread, 100 * g.meanLoss)
         }
-        s += "\nbpp (total uplink): every uplink byte (codes or files, labels, decoder, headers) × 8 / pixel positions; "
-        s += "bpp (payload): CDC codes alone (5 − m fixed-length; -coded rows: the rANS-coded codes) or JPEG/WebP whole files. "
+        if let rate = config.sampleRate {
+            s += "\nbits/sample (total uplink): every uplink byte (codes or Opus/μ-law streams, labels, decoder, headers) × 8 / "
+            s += "audio samples (\(rate) per second, so kbit/s = bits/sample × \(String(format: "%g", Double(rate) / 1000))); raw is 16-bit PCM. "
+            s += "bits/sample (payload): CDC codes alone (5 − m fixed-length; -coded rows: the rANS-coded codes) or the Opus packets "
+            s += "with their framing, μ-law bytes. kbit/s: the Opus rows' target bitrate. "
+        } else {
+            s += "\nbpp (total uplink): every uplink byte (codes or files, labels, decoder, headers) × 8 / pixel positions; "
+            s += "bpp (payload): CDC codes alone (5 − m fixed-length; -coded rows: the rANS-coded codes) or JPEG/WebP whole files. "
+        }
         s += "λ: weight of the learned prior's rate term. Accuracy: the cloud classifier on the test set "
         s += "passed through the same codec, mean over the runs (seeds); spread: max − min over them (pp); loss against the mean "
         s += "of the raw-data classifiers."
@@ -266,7 +324,7 @@ public enum ExperimentReport {
                 s += "\nα of the table: \(String(format: "%g", a))\(config.autoAlpha ? " (best validation accuracy)" : " (fixed)").\n"
             }
         }
-        let cs = claims(rows, codecTargets: config.codecTargets)
+        let cs = claims(rows, codecTargets: config.codecTargets, audio: audio)
         if !cs.isEmpty {
             s += "\n### Claims checked\n\n"
             for c in cs { s += "- \(c.holds ? "**holds**" : "**does not hold**"): \(c.statement) (\(c.evidence)).\n" }
@@ -274,8 +332,9 @@ public enum ExperimentReport {
         return s
     }
 
-    /// Accuracy (y) against total-uplink bits per pixel (x, log scale), one series per method.
-    public static func svg(_ rows: [ExperimentRow]) -> String {
+    /// Accuracy (y) against total-uplink bits per pixel or per audio sample (x, log scale), one
+    /// series per method.
+    public static func svg(_ rows: [ExperimentRow], audio: Bool = false) -> String {
         // A wider legend when a series names its autoencoder.
         let named = rows.contains { nonSpecAutoencoder($0) != nil }
         let w = named ? 700.0 : 640.0, h = 420.0, left = 60.0, right = named ? 210.0 : 150.0, top = 20.0, bottom = 50.0
@@ -286,7 +345,7 @@ public enum ExperimentReport {
         func px(_ v: Double) -> Double { left + (v - x0) / max(x1 - x0, 1e-9) * (w - left - right) }
         func py(_ v: Double) -> Double { top + (1 - (v - y0) / max(y1 - y0, 1e-9)) * (h - top - bottom) }
         let colors = ["cdc": "#d62728", "ae": "#1f77b4", "cdc-coded": "#ff7f0e", "ae-coded": "#17becf", "jpeg": "#2ca02c",
-                      "webp": "#9467bd", "raw": "#444444"]
+                      "webp": "#9467bd", "opus": "#2ca02c", "mulaw": "#9467bd", "raw": "#444444"]
         var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" font-family=\"sans-serif\" font-size=\"12\">\n"
         s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
         s += "<line x1=\"\(left)\" y1=\"\(h - bottom)\" x2=\"\(w - right)\" y2=\"\(h - bottom)\" stroke=\"black\"/>\n"
@@ -305,7 +364,7 @@ public enum ExperimentReport {
             s += "<line x1=\"\(left - 5)\" y1=\"\(y)\" x2=\"\(left)\" y2=\"\(y)\" stroke=\"black\"/>"
             s += "<text x=\"\(left - 8)\" y=\"\(y + 4)\" text-anchor=\"end\">\(String(format: "%.1f%%", 100 * v))</text>\n"
         }
-        s += "<text x=\"\((left + w - right) / 2)\" y=\"\(h - 12)\" text-anchor=\"middle\">bits per pixel (total uplink, log scale)</text>\n"
+        s += "<text x=\"\((left + w - right) / 2)\" y=\"\(h - 12)\" text-anchor=\"middle\">\(audio ? "bits per audio sample" : "bits per pixel") (total uplink, log scale)</text>\n"
         s += "<text x=\"15\" y=\"\((top + h - bottom) / 2)\" transform=\"rotate(-90 15 \((top + h - bottom) / 2))\" text-anchor=\"middle\">test accuracy</text>\n"
         let gs = groups(rows)
         if let raw = gs.first(where: { $0.method == "raw" }) {
@@ -315,7 +374,7 @@ public enum ExperimentReport {
         var legendY = top + 10
         // One series per method and autoencoder (the spec's rows first).
         var seriesKeys: [(method: String, autoencoder: String?)] = []
-        for method in ["cdc", "ae", "cdc-coded", "ae-coded", "jpeg", "webp", "raw"] {
+        for method in ["cdc", "ae", "cdc-coded", "ae-coded", "jpeg", "webp", "opus", "mulaw", "raw"] {
             let aes = Set(gs.filter { $0.method == method }.map(\.autoencoder))
             seriesKeys += aes.sorted { ($0 ?? "") < ($1 ?? "") }.map { (method, $0) }
         }
@@ -348,7 +407,7 @@ public enum ExperimentReport {
                              to dir: URL) throws {
         try DurableFile.write(Data(csv(rows).utf8), to: dir.appendingPathComponent("results.csv"))
         try DurableFile.write(Data(markdown(rows, config: config, chosenAlpha: chosenAlpha).utf8), to: dir.appendingPathComponent("results.md"))
-        try DurableFile.write(Data(svg(rows).utf8), to: dir.appendingPathComponent("plot.svg"))
+        try DurableFile.write(Data(svg(rows, audio: config.sampleRate != nil).utf8), to: dir.appendingPathComponent("plot.svg"))
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         struct Meta: Encodable { var config: ExperimentConfig; var phaseSeconds: [String: Double] }

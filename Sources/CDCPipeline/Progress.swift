@@ -16,7 +16,7 @@ public typealias ProgressHandler = @Sendable (ProgressEvent) -> Void
 extension EdgeSession {
     /// One epoch of stage 1 reported as steps of the task `label`.
     @discardableResult
-    public func trainEpoch(_ data: ImageDataset, task label: String, progress: @escaping ProgressHandler) -> EdgeEpochStats {
+    public func trainEpoch(_ data: LabelledDataset, task label: String, progress: @escaping ProgressHandler) -> EdgeEpochStats {
         let total = data.count / config.batchSize
         return trainEpoch(data) { done, _, status in progress(.step(task: label, done: done, total: total, status: status)) }
     }

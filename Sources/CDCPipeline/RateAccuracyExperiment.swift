@@ -1,3 +1,4 @@
+import CDCAudioCodecs
 import CDCCodec
 import CDCData
 import CDCImageCodecs
@@ -26,6 +27,11 @@ public struct ExperimentConfig: Codable, Sendable {
     public var autoAlpha = true
     /// Bits per pixel (shared-header accounting) the JPEG / WebP qualities are chosen to hit.
     public var codecTargets: [Double] = [1, 2]
+    /// Audio: the Opus bitrates of the baseline rows, kbit/s (μ-law, 8 bits per sample, is
+    /// always a row beside them). Optional so that configurations written before it still read.
+    public var opusBitrates: [Int]? = nil
+    /// The Opus bitrates of the audio rows (kbit/s): ``opusBitrates`` or 6, 8, 12, 16.
+    public var audioBitrates: [Int] { opusBitrates ?? [6, 8, 12, 16] }
     /// Rate weights λ of extra CDC rows trained with the learned prior and coded under it, at
     /// every mask of `rateMasks`.
     public var rateWeights: [Float] = []
@@ -42,6 +48,9 @@ public struct ExperimentConfig: Codable, Sendable {
     /// run with the same settings that has them (`cdc experiment report` then measures the
     /// losses). Optional so that configurations written before it existed still read.
     public var includeRaw: Bool? = nil
+    /// Samples per second of the data when it is audio (set by the run; nil for images): the
+    /// report then speaks of bits per audio sample and checks the audio claims.
+    public var sampleRate: Int? = nil
     public init() {
         edge.epochs = 10
         classifier.epochs = 6
@@ -58,18 +67,32 @@ public struct ExperimentConfig: Codable, Sendable {
         return c
     }
 
+    /// The audio settings where this configuration still has the image defaults: α 16 (the
+    /// paper's for audio) with a sweep over 4, 16 and 48, and a tenth of the training clips
+    /// held out for choosing α (audio sets are small). `alphaSet`/`sweepSet`/`validationSet`
+    /// say which the user gave (those are kept).
+    public mutating func adaptForAudio(trainClips: Int, alphaSet: Bool, sweepSet: Bool, validationSet: Bool) {
+        if !alphaSet { edge.alpha = EdgeConfig.defaultAudioAlpha }
+        if !sweepSet { alphaSweep = [4, 16, 48] }
+        if !validationSet { validation = max(1, trainClips / 10) }
+        edge.batchSize = min(edge.batchSize, 64)
+        classifier.batchSize = min(classifier.batchSize, 64)
+    }
+
     /// The α candidates of the sweep, ascending, `edge.alpha` included.
     public var sweepAlphas: [Float] { Array(Set(alphaSweep + [edge.alpha])).sorted() }
 }
 
 /// One row of `results.csv`.
 public struct ExperimentRow: Codable, Sendable {
-    public var method: String              // raw, cdc, ae, jpeg, webp
+    public var method: String              // raw, cdc, ae, jpeg, webp, opus, mulaw
+    /// Mask of CDC/AE rows, α of CDC rows, quality of JPEG/WebP rows, bitrate (kbit/s) of Opus rows.
     public var mask: Int?, alpha: Float?, quality: Int?, seed: UInt64
-    /// Total uplink bits per pixel position (codes + labels + decoder + headers; JPEG/WebP:
-    /// per-image parts plus the shared header once).
+    /// Total uplink bits per pixel position, or per audio sample (codes + labels + decoder +
+    /// headers; JPEG/WebP: per-image parts plus the shared header once; Opus: packets and framing).
     public var bpp: Double
-    /// Bits per pixel of the payload alone: CDC codes (5 − m), or JPEG/WebP whole files.
+    /// Bits per pixel (audio sample) of the payload alone: CDC codes (5 − m), JPEG/WebP whole
+    /// files, Opus packets and framing, μ-law bytes.
     public var bppPayload: Double
     public var uplinkBytes: Int, rawBytes: Int
     /// Test accuracy through the same codec (the deployment case), and on raw test images.
@@ -90,7 +113,7 @@ public struct ExperimentRow: Codable, Sendable {
 /// Runs the rate–accuracy experiment and writes `results.csv`, `results.md`, `plot.svg`
 /// and `timings.json` into a directory.
 public final class RateAccuracyExperiment {
-    public let config: ExperimentConfig
+    public private(set) var config: ExperimentConfig
     public let out: URL
     let log: (String) -> Void
     var timings: [String: Double] = [:]
@@ -110,11 +133,12 @@ public final class RateAccuracyExperiment {
     }
 
     /// Training, validation and test images of a run.
-    struct Data3 { var train: ImageDataset, validation: ImageDataset, test: ImageDataset }
+    struct Data3 { var train: LabelledDataset, validation: LabelledDataset, test: LabelledDataset }
 
     /// Runs every phase on `train` / `test` and writes the results.
-    public func run(train fullTrain: ImageDataset, test fullTest: ImageDataset) throws {
+    public func run(train fullTrain: LabelledDataset, test fullTest: LabelledDataset) throws {
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        config.sampleRate = fullTrain.sampleRate
         let n = config.trainSubset > 0 ? min(config.trainSubset, fullTrain.count) : fullTrain.count
         let v = max(0, config.validation)
         let data: Data3
@@ -127,10 +151,10 @@ public final class RateAccuracyExperiment {
                          test: config.testSubset > 0 ? fullTest.prefix(config.testSubset) : fullTest)
         }
         let train = data.train, test = data.test
-        let pixelsPerImage = train.height * train.width
-        let rawBytes = train.count * train.channels * pixelsPerImage + train.count   // 8-bit pixels + 1-byte labels
-        log("rate–accuracy: \(train.count) training / \(data.validation.count) validation / \(test.count) test images "
-            + "\(train.channels)×\(train.height)×\(train.width), seeds \(config.seeds.map(String.init).joined(separator: ","))")
+        let pixelsPerImage = train.positionsPerSample
+        let rawBytes = train.rawBytes   // 8-bit pixels or 16-bit PCM, + 1-byte labels
+        log("rate–accuracy: \(train.count) training / \(data.validation.count) validation / \(test.count) test samples "
+            + "(\(train.geometry)), seeds \(config.seeds.map(String.init).joined(separator: ","))")
 
         // Raw baseline, once per seed: the accuracy every loss is measured against (their mean).
         for seed in config.seeds where config.includeRaw ?? true {
@@ -141,7 +165,7 @@ public final class RateAccuracyExperiment {
                         data.validation.count > 0 ? CloudClassifier.accuracy(m, on: data.validation) : .nan)
             }
             let row = ExperimentRow(method: "raw", mask: nil, alpha: nil, quality: nil, seed: seed,
-                                    bpp: Double(rawBytes * 8) / Double(train.count * pixelsPerImage), bppPayload: Double(8 * train.channels),
+                                    bpp: Double(rawBytes * 8) / Double(train.count * pixelsPerImage), bppPayload: Double(train.rawBitsPerValue * train.channels),
                                     uplinkBytes: rawBytes, rawBytes: rawBytes, accuracy: acc, accuracyRawTest: acc,
                                     accuracyLoss: 0, accuracyValidation: accVal, seconds: Date().timeIntervalSince(t0))
             add(row)
@@ -195,8 +219,12 @@ public final class RateAccuracyExperiment {
             }
         }
 
+        // Audio: Opus at its bitrates and μ-law (first seed).
+        if config.includeBaselines && train.isAudio {
+            for row in try audioBaselineRows(data: data, rawBytes: rawBytes, seed: seed0) { add(row) }
+        }
         // JPEG and WebP at qualities whose measured rates bracket the targets (first seed).
-        if config.includeBaselines {
+        if config.includeBaselines && !train.isAudio {
             let train8 = train.rawImages(), test8 = test.rawImages()
             for kind in ImageCodecKind.allCases {
                 let qualities = try timed("codec-search") {
@@ -208,8 +236,8 @@ public final class RateAccuracyExperiment {
                     let (mTrain, mTest) = try timed("codec") {
                         (try BaselineCodec.measure(train8, kind: kind, quality: q), try BaselineCodec.measure(test8, kind: kind, quality: q))
                     }
-                    let decTrain = try ImageDataset.fromRawImages(mTrain.decoded, labels: train.labels, classes: train.classes)
-                    let decTest = try ImageDataset.fromRawImages(mTest.decoded, labels: test.labels, classes: test.classes)
+                    let decTrain = try LabelledDataset.fromRawImages(mTrain.decoded, labels: train.labels, classes: train.classes)
+                    let decTest = try LabelledDataset.fromRawImages(mTest.decoded, labels: test.labels, classes: test.classes)
                     let model = try timed("classifier:\(kind.rawValue)") {
                         try trainClassifier(decTrain, label: "\(kind.rawValue) q=\(q)", seed: seed0)
                     }
@@ -228,6 +256,53 @@ public final class RateAccuracyExperiment {
         log("wrote \(out.path)/results.csv, results.md, plot.svg, timings.json")
     }
 
+    /// The audio baselines people use, each a row: Opus at every bitrate of
+    /// ``ExperimentConfig/audioBitrates`` and G.711 μ-law. Every clip of the training, validation
+    /// and test sets is encoded and decoded; the uplink counts the training clips' bytes
+    /// (packets + framing, as ``AudioByteCount`` states) and one label byte each. The classifier
+    /// is trained on the decoded training clips and tested on the decoded test clips.
+    func audioBaselineRows(data: Data3, rawBytes: Int, seed: UInt64) throws -> [ExperimentRow] {
+        let train = data.train, test = data.test
+        guard let rate = train.sampleRate else { return [] }
+        let positions = Double(train.count * train.positionsPerSample)
+        /// Every clip of `d` through `codec`: the decoded clips and the bytes of all of them.
+        func coded(_ d: LabelledDataset, _ codec: ([Float]) throws -> (restored: [Float], bytes: AudioByteCount))
+            throws -> (LabelledDataset, AudioByteCount) {
+            let n = d.sampleSize
+            var out = [Float](repeating: 0, count: d.count * n)
+            var bytes = AudioByteCount(payloadBytes: 0, framingBytes: 0)
+            for i in 0..<d.count {
+                let (restored, b) = try codec(Array(d.pixels[(i * n)..<((i + 1) * n)]))
+                guard restored.count == n else { throw PipelineError("a codec returned \(restored.count) samples for \(n)") }
+                for j in 0..<n { out[i * n + j] = min(max(restored[j], -1), 1) }
+                bytes = bytes + b
+            }
+            return (LabelledDataset(audio: out, labels: d.labels, length: n, sampleRate: rate, classes: d.classes,
+                                    classNames: d.classNames), bytes)
+        }
+        var codecs: [(method: String, bitrate: Int?, codec: ([Float]) throws -> (restored: [Float], bytes: AudioByteCount))] =
+            config.audioBitrates.map { kbps in
+                ("opus", kbps, { try Opus.decodeRoundTrip(samples: $0, sampleRate: rate, bitrate: kbps * 1000) })
+            }
+        codecs.append(("mulaw", nil, { try MuLaw.decodeRoundTrip(samples: $0) }))
+        var rows: [ExperimentRow] = []
+        for c in codecs {
+            let t0 = Date()
+            let label = c.bitrate.map { "\(c.method) \($0) kbit/s" } ?? c.method
+            let ((decTrain, trainBytes), (decTest, _)) = try timed("codec") { (try coded(train, c.codec), try coded(test, c.codec)) }
+            let decVal = data.validation.count > 0 ? try timed("codec") { try coded(data.validation, c.codec).0 } : nil
+            let model = try timed("classifier:\(c.method)") { try trainClassifier(decTrain, label: label, seed: seed) }
+            let uplink = trainBytes.total + train.count
+            rows.append(ExperimentRow(method: c.method, mask: nil, alpha: nil, quality: c.bitrate, seed: seed,
+                                      bpp: Double(uplink * 8) / positions, bppPayload: Double(trainBytes.total * 8) / positions,
+                                      uplinkBytes: uplink, rawBytes: rawBytes, accuracy: CloudClassifier.accuracy(model, on: decTest),
+                                      accuracyRawTest: CloudClassifier.accuracy(model, on: test), accuracyLoss: 0,
+                                      accuracyValidation: decVal.map { CloudClassifier.accuracy(model, on: $0) },
+                                      seconds: Date().timeIntervalSince(t0)))
+        }
+        return rows
+    }
+
     /// Coded twins of sweep rows, added only for the α that the table keeps.
     var pendingCoded: [Float: ExperimentRow] = [:]
 
@@ -243,10 +318,10 @@ public final class RateAccuracyExperiment {
         var ec = config.edge
         ec.mask = m; ec.alpha = alpha ?? ec.alpha; ec.guidance = method == "cdc"; ec.seed = seed
         if let rateWeight { ec.learnedPrior = true; ec.rateWeight = rateWeight }
-        let label = "\(method)\(ec.autoencoder == .spec ? "" : " (\(ec.autoencoder.rawValue))") m=\(m)\(method == "cdc" ? String(format: " α=%g", ec.alpha) : "")"
+        let session = try EdgeSession(config: ec, for: train)
+        ec = session.config
+        let label = "\(method)\(ec.autoencoder == .wide ? " (\(ec.autoencoder.rawValue))" : "") m=\(m)\(method == "cdc" ? String(format: " α=%g", ec.alpha) : "")"
             + (rateWeight.map { String(format: " λ=%g", $0) } ?? "") + " seed \(seed)"
-        let session = EdgeSession(config: ec, channels: train.channels, height: train.height, width: train.width,
-                                  classes: train.classes)
         try timed("edge-train") {
             for e in 1...ec.epochs {
                 let s = session.trainEpoch(train)
@@ -254,13 +329,13 @@ public final class RateAccuracyExperiment {
                            s.reconstruction, s.classification, 100 * s.ecAccuracy) + (s.rate.map { String(format: "  R %.3f bpp", $0) } ?? ""))
             }
         }
-        let decoder = try EdgeCodec.decoderFile(session.autoencoder, channels: train.channels)
+        let decoder = try EdgeCodec.decoderFile(session)
         let hash = ModelIdentity.hash(decoder)
-        func roundTrip(_ d: ImageDataset) throws -> (LatentContainer, ImageDataset) {
+        func roundTrip(_ d: LabelledDataset) throws -> (LatentContainer, LabelledDataset) {
             let c = try timed("compress") { try EdgeCodec.compress(session.autoencoder, d, decoderHash: hash) }
             let cloudAE = try EdgeCodec.loadDecoder(decoder)
             let r = try timed("restore") {
-                try EdgeCodec.restore(c, decoder: cloudAE, channels: d.channels, height: d.height, width: d.width)
+                try EdgeCodec.restore(c, decoder: cloudAE, like: d)
             }
             return (c, r)
         }
@@ -268,7 +343,7 @@ public final class RateAccuracyExperiment {
         let restoredTest = try roundTrip(test).1
         let restoredVal = data.validation.count > 0 ? try roundTrip(data.validation).1 : nil
         let model = try timed("classifier:\(method)") { try trainClassifier(restoredTrain, label: label, seed: seed) }
-        let pixels = Double(train.count * train.height * train.width)
+        let pixels = Double(train.count * train.positionsPerSample)
         let fixedUplink = trainC.encoded().count + decoder.count
         var row = ExperimentRow(method: method, mask: m, alpha: method == "cdc" ? ec.alpha : nil, quality: nil, seed: seed,
                                 bpp: Double(fixedUplink * 8) / pixels, bppPayload: Double(5 - m),
@@ -293,7 +368,7 @@ public final class RateAccuracyExperiment {
         return [row, twin]
     }
 
-    func trainClassifier(_ data: ImageDataset, label: String, seed: UInt64) throws -> Module {
+    func trainClassifier(_ data: LabelledDataset, label: String, seed: UInt64) throws -> Module {
         var cc = config.classifier
         cc.seed = seed
         var lastEpoch = 0

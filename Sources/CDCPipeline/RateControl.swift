@@ -24,7 +24,7 @@ public enum RateControl {
 
     /// Codes `data` with the session's autoencoder and measures the coded size of the codes
     /// (with `coding`; ``Coding/auto``: the smaller of the session's codings).
-    public static func measure(_ session: EdgeSession, on data: ImageDataset, coding: Coding = .auto) throws -> Measurement {
+    public static func measure(_ session: EdgeSession, on data: LabelledDataset, coding: Coding = .auto) throws -> Measurement {
         let coded = try session.compress(data, coding: coding, decoderHash: 0)
         let symbolBytes = Double(coded.accounting.symbols)
         return Measurement(mask: session.config.mask, rateWeight: session.config.rateWeight,
@@ -36,7 +36,7 @@ public enum RateControl {
     /// with `base`'s settings (no rate term); if even m = 4 is above the target, the learned prior
     /// at m = 4 with λ found by bisection on a log scale. Each candidate is a fresh `epochs`-epoch
     /// training on `calibration`. Returns the configuration to train with and every measurement.
-    public static func calibrate(target: Double, base: EdgeConfig, calibration: ImageDataset, epochs: Int = 2,
+    public static func calibrate(target: Double, base: EdgeConfig, calibration: LabelledDataset, epochs: Int = 2,
                                  bisectionSteps: Int = 6, log: (String) -> Void = { _ in }) throws
         -> (config: EdgeConfig, measurements: [Measurement]) {
         guard target > 0 else { throw PipelineError("the target rate must be positive") }
@@ -44,8 +44,7 @@ public enum RateControl {
         func trial(_ c: EdgeConfig) throws -> Measurement {
             var c = c
             c.epochs = epochs
-            let s = EdgeSession(config: c, channels: calibration.channels, height: calibration.height,
-                                width: calibration.width, classes: calibration.classes)
+            let s = try EdgeSession(config: c, for: calibration)
             for _ in 0..<epochs { s.trainEpoch(calibration) }
             let m = try measure(s, on: calibration)
             all.append(m)

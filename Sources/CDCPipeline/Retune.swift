@@ -8,7 +8,7 @@ public enum Retune {
     public static func session(from old: EdgeSession, mask: Int, learningRate: Float, epochs: Int) throws -> EdgeSession {
         var c = old.config
         c.mask = mask; c.learningRate = learningRate; c.epochs = epochs
-        let s = EdgeSession(config: c, channels: old.channels, height: old.height, width: old.width, classes: old.classes)
+        let s = old.withConfig(c)
         try Checkpoint.load(Checkpoint.stateDict(old.autoencoder), into: s.autoencoder)
         try Checkpoint.load(Checkpoint.stateDict(old.classifier), into: s.classifier)
         // The prior is a density over the latent domain (−1, 1), so it carries over to the new mask.

@@ -34,12 +34,12 @@ public enum UplinkComparison {
 
     /// Trains on `train` sent raw, and sent with each of `codecs` at the quality whose whole upload
     /// comes closest to `matchBytes`; tests on `test` (through the same codec, and raw).
-    public static func run(train: ImageDataset, test: ImageDataset, classifier: ClassifierConfig, validationFraction: Double,
+    public static func run(train: LabelledDataset, test: LabelledDataset, classifier: ClassifierConfig, validationFraction: Double,
                            matchBytes: Int, codecs: [ImageCodecKind], progress: @escaping ProgressHandler = { _ in }) throws -> [Row] {
         guard train.count > 0, test.count > 0 else { throw PipelineError("the comparison needs training and test images") }
         let pixels = Double(train.count * train.height * train.width)
         var rows: [Row] = []
-        func trained(_ images: ImageDataset, label: String) throws -> Module {
+        func trained(_ images: LabelledDataset, label: String) throws -> Module {
             let (part, _) = images.split(validationFraction: validationFraction, seed: classifier.seed)
             progress(.message("\(label): training \(classifier.model) on \(part.count) images for \(classifier.epochs) epochs"))
             return try CloudClassifier.train(part, config: classifier) { epoch, batch, batches, status in
@@ -50,7 +50,7 @@ public enum UplinkComparison {
 
         let rawModel = try trained(train, label: "raw")
         let rawAccuracy = CloudClassifier.accuracy(rawModel, on: test)
-        let rawBytes = train.count * (train.imageSize + 1)
+        let rawBytes = train.rawBytes
         rows.append(Row(method: "raw", quality: nil, uplinkBytes: rawBytes, bitsPerPixel: Double(rawBytes * 8) / pixels,
                         accuracy: rawAccuracy, accuracyRawTest: rawAccuracy, trainImages: trainImages))
 
@@ -61,8 +61,8 @@ public enum UplinkComparison {
                                                       counting: \.bitsPerPixelSharedHeaders)[0]
             let mTrain = try BaselineCodec.measure(train8, kind: kind, quality: quality)
             let mTest = try BaselineCodec.measure(test8, kind: kind, quality: quality)
-            let decoded = try ImageDataset.fromRawImages(mTrain.decoded, labels: train.labels, classes: train.classes)
-            let decodedTest = try ImageDataset.fromRawImages(mTest.decoded, labels: test.labels, classes: test.classes)
+            let decoded = try LabelledDataset.fromRawImages(mTrain.decoded, labels: train.labels, classes: train.classes)
+            let decodedTest = try LabelledDataset.fromRawImages(mTest.decoded, labels: test.labels, classes: test.classes)
             let model = try trained(decoded, label: "\(kind.rawValue) q=\(quality)")
             let uplink = mTrain.perImageBytes + mTrain.sharedHeaderBytes + train.count
             rows.append(Row(method: kind.rawValue, quality: quality, uplinkBytes: uplink, bitsPerPixel: Double(uplink * 8) / pixels,

@@ -11,7 +11,8 @@ struct Bench: ParsableCommand {
         discussion: """
         Prints one JSON object whose keys match `torch_reference.py --bench` (timings.edge_step.median_ms, …).
         With --compare FILE (the JSON that torch_reference.py printed on this machine) it adds the ratio of
-        each median to PyTorch's, against both its NCHW figure and its best (channels-last) figure.
+        each median to PyTorch's, against both its NCHW figure and its best (channels-last) figure, and,
+        when that JSON has a bf16 block (--bf16), against its bf16-autocast and fastest figures.
         """)
 
     @OptionGroup var engine: EngineOptions
@@ -25,7 +26,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Cloud model (resnext-11 or resnext-29).") var cloudModel = "resnext-11"
     @Option(help: "Untimed calls before timing.") var warmup = 5
     @Option(help: "Timed calls of the edge, codec and audio steps.") var repeats = 50
-    @Option(help: "Timed calls of the cloud step.") var cloudRepeats = 20
+    @Option(help: "Timed calls of the cloud steps (cloud_step, audio_m5_step).") var cloudRepeats = 20
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Only these timings (comma-separated keys, e.g. edge_step,cloud_step).") var only: String?
     @Option(help: "PyTorch reference JSON to compare against.") var compare: String?

@@ -40,7 +40,7 @@ struct CloudTrain: AsyncParsableCommand {
     var data: String?
     @Option(help: "The format of --data (default: detected).") var format: DatasetFormat?
     @Option(help: "Test images to evaluate on (0 = all).") var testSubset = 0
-    @Option(help: "resnext-11 or resnext-29.") var model = "resnext-11"
+    @Option(help: "auto (resnext-11 for images, m5 for audio), resnext-11, resnext-29 or m5.") var model = "auto"
     @Option(help: "Epochs.") var epochs = 10
     @Option(help: "Batch size (an epoch drops the last partial batch).") var batch = 128
     @Option(help: "Peak learning rate (SGD, cosine).") var lr: Float = 0.05
@@ -77,7 +77,7 @@ struct CloudTrain: AsyncParsableCommand {
         let decoderFile = [UInt8](try Data(contentsOf: URL(fileURLWithPath: decoder)))
         let codes = try LatentContainer.read(from: URL(fileURLWithPath: container))
         let train = try EdgeCodec.restore(codes, decoderFile: decoderFile)
-        log("restored \(train.count) training images \(train.channels)×\(train.height)×\(train.width); training \(model) for \(epochs) epochs")
+        log("restored \(train.count) training samples (\(train.geometry)); training \(classifierConfig.modelName(for: train)) for \(epochs) epochs")
         let printer = ProgressPrinter()
         let total = epochs
         let net = try CloudClassifier.train(train, config: classifierConfig) { epoch, batch, batches, status in
@@ -87,9 +87,10 @@ struct CloudTrain: AsyncParsableCommand {
                                                                samplesPerPart: codes.count, latentShape: codes.latentShape,
                                                                classes: codes.classes),
                                   storedParts: [0], storedBytes: codes.accounting.total, decoderStored: true)
-        try evaluate(TrainedClassifier(upload: upload, model: net, decoderFile: decoderFile, trainImages: train.count,
+        try evaluate(TrainedClassifier(upload: upload, model: net, modelName: classifierConfig.modelName(for: train),
+                                       decoderFile: decoderFile, trainImages: train.count,
                                        heldOutImages: 0, heldOutAccuracy: [], uplinkBytes: codes.accounting.total + decoderFile.count,
-                                       channels: train.channels, height: train.height, width: train.width))
+                                       geometryOf: train))
     }
 
     /// Prints (and with --report writes) the accuracies of a trained classifier; with --out saves it.
@@ -106,13 +107,13 @@ struct CloudTrain: AsyncParsableCommand {
                 log("\(testContainer) was encoded by another encoder than upload \(t.upload.id): no through-the-codec accuracy for it")
             }
         }
-        if let raw = try rawTest(shape: (t.channels, t.height, t.width)) {
+        if let raw = try rawTest(for: t) {
             let accuracy = CloudClassifier.accuracy(t.model, on: raw)
             summary.accuracyRawTest = accuracy
             let heldOut = t.heldOutAccuracy.last.map { String(format: "; held out, restored: %.2f%%", 100 * $0) } ?? ""
             print(String(format: "m = %d: test accuracy on raw images %.2f%% (%d images%@)", m, 100 * accuracy, raw.count, heldOut))
         }
-        if let out { try CDCNN.Checkpoint.save(t.model, to: URL(fileURLWithPath: out), metadata: ["model": model, "mask": "\(m)"]) }
+        if let out { try CDCNN.Checkpoint.save(t.model, to: URL(fileURLWithPath: out), metadata: ["model": t.modelName, "mask": "\(m)"]) }
         if let report {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -120,18 +121,21 @@ struct CloudTrain: AsyncParsableCommand {
         }
     }
 
-    /// The raw test split of --data (or Fashion-MNIST when the images are its shape), if any.
-    func rawTest(shape: (Int, Int, Int)) throws -> ImageDataset? {
-        var test: ImageDataset
+    /// The raw test split of --data (or Fashion-MNIST when the images are its shape), if any;
+    /// audio clips are read at the rate and length the classifier was trained on.
+    func rawTest(for t: TrainedClassifier) throws -> LabelledDataset? {
+        var test: LabelledDataset
         if let data {
-            test = try DatasetSource(path: URL(fileURLWithPath: data), format: format).load(.test)
-        } else if shape == (1, 28, 28), let d = try? DatasetSource.fashionMNIST.load(.test) {
+            var source = try DatasetSource(path: URL(fileURLWithPath: data), format: format)
+            if let rate = t.sampleRate { source.audio.sampleRate = rate; source.audio.length = t.width }
+            test = try source.load(.test)
+        } else if t.sampleRate == nil, (t.channels, t.height, t.width) == (1, 28, 28), let d = try? DatasetSource.fashionMNIST.load(.test) {
             test = d
         } else {
             return nil
         }
-        guard (test.channels, test.height, test.width) == shape else {
-            throw ValidationError("the test images are \(test.channels)×\(test.height)×\(test.width); the classifier was trained on \(shape.0)×\(shape.1)×\(shape.2)")
+        guard (test.channels, test.height, test.width) == (t.channels, t.height, t.width), test.sampleRate == t.sampleRate else {
+            throw ValidationError("the test data is \(test.geometry); the classifier was trained on \(t.sampleRate.map { "\(t.width) samples at \($0) Hz" } ?? "\(t.channels)×\(t.height)×\(t.width)")")
         }
         if testSubset > 0 { test = test.prefix(testSubset) }
         return test

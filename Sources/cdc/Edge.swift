@@ -10,7 +10,7 @@ import CDCPipeline
 import CDCTensor
 import Foundation
 
-extension ImageAutoencoder: ExpressibleByArgument {}
+extension AutoencoderArchitecture: ExpressibleByArgument {}
 
 /// `cdc edge …`: stage 1 on the edge server.
 struct Edge: AsyncParsableCommand {
@@ -22,17 +22,50 @@ struct Edge: AsyncParsableCommand {
 extension DatasetFormat: ExpressibleByArgument {}
 extension Coding: ExpressibleByArgument {}
 
-/// Where the images come from: any dataset format, detected or named.
+/// How audio datasets are read (ignored for images): rate, clip length, UrbanSound8K folds.
+struct AudioReadingOptions: ParsableArguments {
+    @Option(help: "Audio: the rate clips are resampled to, in Hz (libsoxr).") var sampleRate = 8000
+    @Option(help: "Audio: samples per clip; longer clips are cropped to a window centred on their loudest second, shorter ones zero-padded at the end.")
+    var length = 8000
+    @Option(help: "UrbanSound8K: the training folds, e.g. 1-8 or 1,3,5 (default 1-8, or the folds --test-folds leaves).")
+    var folds: String?
+    @Option(help: "UrbanSound8K: the test folds (default 9-10, or the folds --folds leaves).") var testFolds: String?
+
+    /// The options as the dataset reader takes them.
+    func options() throws -> DatasetSource.AudioOptions {
+        guard sampleRate >= 1000, length >= 16 else { throw ValidationError("--sample-rate must be ≥ 1000 and --length ≥ 16") }
+        return DatasetSource.AudioOptions(sampleRate: sampleRate, length: length, trainFolds: try folds.map(Self.parseFolds),
+                                          testFolds: try testFolds.map(Self.parseFolds))
+    }
+
+    /// `1-8`, `9,10` or `1-3,5` as fold numbers in 1…10.
+    static func parseFolds(_ text: String) throws -> [Int] {
+        var out: [Int] = []
+        for part in text.split(separator: ",") {
+            let ends = part.split(separator: "-").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard let a = ends.first ?? nil, let b = ends.last ?? nil, ends.count <= 2, a <= b, (1...10).contains(a), (1...10).contains(b) else {
+                throw ValidationError("bad folds '\(text)' (e.g. 1-8 or 9,10; folds are 1…10)")
+            }
+            out += Array(a...b)
+        }
+        return out
+    }
+}
+
+/// Where the samples come from: any dataset format, detected or named.
 struct DataOptions: ParsableArguments {
     @Option(help: """
-        Dataset directory: MNIST-style IDX files, CIFAR-10/100 binary batches, or an image folder \
+        Dataset directory: MNIST-style IDX files, CIFAR-10/100 binary batches, an image folder \
         (root/<class>/*.png|jpg, or root/train/<class>/* + root/test/<class>/*; a single folder is split \
-        80/20, stratified and seeded). Default: Debian's Fashion-MNIST (/usr/share/datasets/fashion-mnist).
+        80/20, stratified and seeded), or audio: FSDD ({digit}_{speaker}_{index}.wav), UrbanSound8K \
+        (audio/fold*/ + metadata/UrbanSound8K.csv) or class folders of WAV/FLAC/Ogg files. \
+        Default: Debian's Fashion-MNIST (/usr/share/datasets/fashion-mnist).
         """)
     var data: String?
-    @Option(help: "The dataset's format: idx, cifar10, cifar100 or imagefolder (default: detected from the directory).")
+    @Option(help: "The dataset's format: idx, cifar10, cifar100, imagefolder, fsdd, urbansound8k or audiofolder (default: detected from the directory).")
     var format: DatasetFormat?
-    @Option(help: "Use only the first N training images (0 = all).") var subset = 0
+    @Option(help: "Use only the first N training samples (0 = all).") var subset = 0
+    @OptionGroup var audio: AudioReadingOptions
 
     /// The dataset named by --data and --format.
     func source() throws -> DatasetSource {
@@ -40,11 +73,13 @@ struct DataOptions: ParsableArguments {
             if let format, format != .idx { throw ValidationError("--format \(format.rawValue) needs --data DIR") }
             return .fashionMNIST
         }
-        return try DatasetSource(path: URL(fileURLWithPath: data), format: format)
+        var source = try DatasetSource(path: URL(fileURLWithPath: data), format: format)
+        source.audio = try audio.options()
+        return source
     }
 
     /// The training split (its first `subset` images) or the whole test split.
-    func load(train: Bool) throws -> ImageDataset {
+    func load(train: Bool) throws -> LabelledDataset {
         let d = try source().load(train ? .train : .test)
         return train && subset > 0 ? d.prefix(subset) : d
     }
@@ -61,8 +96,8 @@ struct EdgeTrain: ParsableCommand {
     @Option(help: "Epochs (in total, counting those of a resumed session).") var epochs = 1
     @Option(help: "Batch size.") var batch = 128
     @Option(help: "Quantizer mask m (0…4): 5−m bits per latent.") var mask = 4
-    @Option(help: "Guidance weight α (the AE's loss is L_A + L_C/α). The default is what the rate–accuracy experiment's sweep chose on Fashion-MNIST; the paper used 48.")
-    var alpha: Float = EdgeConfig.defaultAlpha
+    @Option(help: "Guidance weight α (the AE's loss is L_A + L_C/α). Default: 8 for images (what the rate–accuracy experiment's sweep chose on Fashion-MNIST; the paper used 48), 16 for audio (the paper's).")
+    var alpha: Float?
     @Flag(help: "Train the plain autoencoder (no classification guidance).") var noGuidance = false
     @Option(help: "Adam learning rate.") var lr: Float = 1e-3
     @Option(help: "Random seed.") var seed: UInt64 = 0
@@ -77,14 +112,14 @@ struct EdgeTrain: ParsableCommand {
     var targetBpp: Double?
     @Option(help: "Images of the calibration subset of --target-bpp.") var calibrationSubset = 2000
     @Option(help: "Epochs of each calibration training.") var calibrationEpochs = 2
-    @Option(help: "Autoencoder: cdc-ae (the spec's, default) or cdc-ae-wide (wider and deeper, same latent; for high rates).")
-    var autoencoder: ImageAutoencoder = .spec
+    @Option(help: "Autoencoder for images: cdc-ae (the spec's, default) or cdc-ae-wide (wider and deeper, same latent; for high rates). Audio always uses cdc-ae-1d.")
+    var autoencoder: AutoencoderArchitecture = .spec
 
     mutating func run() throws {
         try engine.apply()
         guard (0...4).contains(mask) else { throw ValidationError("--mask must be in 0…4") }
         guard rateWeight >= 0 else { throw ValidationError("--rate-weight must be ≥ 0") }
-        guard epochs >= 1, batch >= 2, alpha > 0 else { throw ValidationError("--epochs ≥ 1, --batch ≥ 2 and --alpha > 0 are required") }
+        guard epochs >= 1, batch >= 2, (alpha ?? 1) > 0 else { throw ValidationError("--epochs ≥ 1, --batch ≥ 2 and --alpha > 0 are required") }
         if resume && out == nil { throw ValidationError("--resume needs --out DIR") }
         let train = try dataOptions.load(train: true)
         let test = try dataOptions.load(train: false)
@@ -94,7 +129,7 @@ struct EdgeTrain: ParsableCommand {
             log("resumed \(out) after epoch \(session.epochsDone) (m=\(session.config.mask), α=\(session.config.alpha))")
         } else {
             var c = EdgeConfig()
-            c.mask = mask; c.alpha = alpha; c.guidance = !noGuidance; c.epochs = epochs; c.batchSize = batch
+            c.mask = mask; c.alpha = alpha ?? EdgeConfig.defaultAlpha(audio: train.isAudio); c.guidance = !noGuidance; c.epochs = epochs; c.batchSize = batch
             c.learningRate = lr; c.seed = seed; c.autoencoder = autoencoder
             c.learnedPrior = learnedPrior || rateWeight > 0; c.rateWeight = rateWeight
             if let target = targetBpp {
@@ -109,8 +144,8 @@ struct EdgeTrain: ParsableCommand {
             session = try EdgeSession(config: c, for: train)
         }
         let c = session.config
-        log("training \(c.autoencoder.rawValue) (m=\(c.mask), \(5 - c.mask) bits/latent) + cdc-ec on \(train.count) images "
-            + "\(train.channels)×\(train.height)×\(train.width), batch \(c.batchSize), α=\(c.alpha)\(c.guidance ? "" : ", no guidance"), "
+        log("training \(c.autoencoder.rawValue) (m=\(c.mask), \(5 - c.mask) bits/latent) + \(train.isAudio ? "cdc-ec-1d" : "cdc-ec") on \(train.count) samples "
+            + "(\(train.geometry)), batch \(c.batchSize), α=\(c.alpha)\(c.guidance ? "" : ", no guidance"), "
             + (c.learnedPrior ? "learned prior (λ = \(c.rateWeight)), " : "")
             + "\(Engine.threads) threads")
         let start = Date()
@@ -161,25 +196,24 @@ struct EdgeCompress: ParsableCommand {
         let s = try EdgeSession.resume(from: URL(fileURLWithPath: session))
         if coding == .prior && s.prior == nil { throw ValidationError("the session has no learned prior (train it with --learned-prior)") }
         let data = try dataOptions.load(train: split == "train")
-        guard (data.channels, data.height, data.width) == (s.channels, s.height, s.width) else {
-            throw ValidationError("the session was trained on \(s.channels)×\(s.height)×\(s.width) images; these are \(data.channels)×\(data.height)×\(data.width)")
+        guard s.accepts(data) else {
+            throw ValidationError("the session was trained on \(s.geometry); these are \(data.geometry)")
         }
-        let decoder = try EdgeCodec.decoderFile(s.autoencoder, channels: data.channels, height: data.height, width: data.width,
-                                                precision: precision)
+        let decoder = try EdgeCodec.decoderFile(s, precision: precision)
         let t0 = Date()
         let container = try s.compress(data, coding: coding, decoderHash: ModelIdentity.hash(decoder))
         let seconds = Date().timeIntervalSince(t0)
         try DurableFile.write(decoder, to: URL(fileURLWithPath: decoderOut))
         try container.write(to: URL(fileURLWithPath: out))
-        let raw = data.count * data.imageSize + data.count
+        let raw = data.rawBytes
         let total = container.accounting.total, bytes = total + decoder.count
-        print(String(format: "encoded %d images in %.2f s (%@): container %d bytes + decoder %d bytes = %d bytes uplink, raw %d bytes (%.1f× less)",
+        print(String(format: "encoded %d samples in %.2f s (%@): container %d bytes + decoder %d bytes = %d bytes uplink, raw %d bytes (%.1f× less)",
                      data.count, seconds, container.codingChoice.name, total, decoder.count, bytes, raw, Double(raw) / Double(bytes)))
         if container.codingChoice != .fixed {
             let fixedSymbols = (data.count * container.symbolsPerSample * (5 - s.config.mask) + 7) / 8
-            let pixels = Double(data.count * data.height * data.width)
-            print(String(format: "codes: %.3f bits per pixel coded, %d fixed-length (%.1f%% smaller)",
-                         Double(container.accounting.symbols * 8) / pixels, 5 - s.config.mask,
+            let positions = Double(data.count * data.positionsPerSample)
+            print(String(format: "codes: %.3f bits per %@ coded, %d fixed-length (%.1f%% smaller)",
+                         Double(container.accounting.symbols * 8) / positions, data.positionName, 5 - s.config.mask,
                          100 * (1 - Double(container.accounting.symbols) / Double(fixedSymbols))))
         }
     }
@@ -221,7 +255,7 @@ struct EdgeRetune: ParsableCommand {
 
 extension EdgeSession {
     /// One epoch with a progress bar on standard error.
-    func trainEpochWithProgressBar(_ data: ImageDataset, label: String) {
+    func trainEpochWithProgressBar(_ data: LabelledDataset, label: String) {
         let bar = ProgressBar(total: data.count / config.batchSize, label: label)
         trainEpoch(data) { done, _, status in bar.update(done, status) }
         bar.finish()
@@ -241,10 +275,10 @@ struct EdgeRun: AsyncParsableCommand {
     @Option(help: "Session directory: a trained session (`cdc edge train --out`), or where to train one if it does not exist.")
     var session: String
     @Option(help: "Epochs of stage-1 training when the session does not exist yet.") var epochs = 5
-    @Option(help: "Guidance weight α of a new session (see `cdc edge train`).") var alpha: Float = EdgeConfig.defaultAlpha
+    @Option(help: "Guidance weight α of a new session (see `cdc edge train`; default 8 for images, 16 for audio).") var alpha: Float?
     @Option(help: "Rate weight λ of a new session's learned prior (0: none; see `cdc edge train`).") var rateWeight: Float = 0
-    @Option(help: "Autoencoder of a new session: cdc-ae (the spec's, default) or cdc-ae-wide (see `cdc edge train`).")
-    var autoencoder: ImageAutoencoder = .spec
+    @Option(help: "Autoencoder of a new image session: cdc-ae (the spec's, default) or cdc-ae-wide (see `cdc edge train`); audio uses cdc-ae-1d.")
+    var autoencoder: AutoencoderArchitecture = .spec
     @Option(help: "How the codes are coded: auto, fixed, histogram or prior (see `cdc edge compress`).") var coding = Coding.auto
     @Option(help: "Epochs of fine-tuning when the cloud asks for another mask.") var retuneEpochs = 1
     @Option(help: "Samples per uploaded part.") var samplesPerPart = 1024
@@ -267,12 +301,12 @@ struct EdgeRun: AsyncParsableCommand {
         guard samplesPerPart >= 1, rounds >= 1, attempts >= 1, epochs >= 1, retuneEpochs >= 1, parallel >= 1 else {
             throw ValidationError("--samples-per-part, --parallel, --rounds, --attempts, --epochs and --retune-epochs must be ≥ 1")
         }
-        guard alpha > 0, rateWeight >= 0 else { throw ValidationError("--alpha must be > 0 and --rate-weight ≥ 0") }
+        guard (alpha ?? 1) > 0, rateWeight >= 0 else { throw ValidationError("--alpha must be > 0 and --rate-weight ≥ 0") }
         let rateLimit: UplinkRateLimit?
         do { rateLimit = try maxRate.map { try UplinkRateLimit(bitsPerSecond: $0 * 1e6) } } catch { throw ValidationError("--max-rate: \(error)") }
         let data = try dataOptions.load(train: true)
         var settings = EdgeAgentSettings(session: URL(fileURLWithPath: session))
-        settings.newSession.epochs = epochs; settings.newSession.alpha = alpha; settings.newSession.autoencoder = autoencoder
+        settings.newSession.epochs = epochs; settings.newSession.alpha = alpha ?? EdgeConfig.defaultAlpha(audio: data.isAudio); settings.newSession.autoencoder = autoencoder
         settings.newSession.learnedPrior = rateWeight > 0; settings.newSession.rateWeight = rateWeight
         settings.coding = coding; settings.retuneEpochs = retuneEpochs
         settings.samplesPerPart = samplesPerPart; settings.parallel = parallel

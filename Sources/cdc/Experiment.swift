@@ -34,9 +34,10 @@ struct RateAccuracy: ParsableCommand {
 
     @OptionGroup var engine: EngineOptions
     @Option(help: "Dataset directory in any format `cdc edge train --data` reads (default: Debian's Fashion-MNIST).") var data: String?
-    @Option(help: "The format of --data: idx, cifar10, cifar100 or imagefolder (default: detected).") var format: DatasetFormat?
+    @Option(help: "The format of --data: idx, cifar10, cifar100, imagefolder, fsdd, urbansound8k or audiofolder (default: detected).") var format: DatasetFormat?
+    @OptionGroup var audio: AudioReadingOptions
     @Option(help: "Output directory.") var out = "results"
-    @Flag(help: "A short version (5000/2000 images, one seed, 3+3 epochs, the default α, JPEG/WebP at 1 and 2 bpp): minutes, not hours.") var quick = false
+    @Flag(help: "A short version (images: 5000/2000 images, one seed, 3+3 epochs, the default α, JPEG/WebP at 1 and 2 bpp; audio: see docs/audio.md): minutes, not hours.") var quick = false
     @Option(help: "Training images (0 = all).") var trainSubset: Int?
     @Option(help: "Test images (0 = all).") var testSubset: Int?
     @Option(help: "Edge training epochs.") var edgeEpochs: Int?
@@ -47,7 +48,9 @@ struct RateAccuracy: ParsableCommand {
     @Option(help: "Training images held out for choosing α (never the test set).") var validation: Int?
     @Option(help: "α values of the sweep, comma-separated (empty: none).") var alphaSweep: String?
     @Option(help: "Bits per pixel the JPEG/WebP qualities are chosen to hit, comma-separated.") var codecTargets: String?
-    @Flag(help: "Skip JPEG and WebP.") var noBaselines = false
+    @Option(help: "Audio: the Opus bitrates of the baseline rows in kbit/s, comma-separated (default 6,8,12,16; μ-law is always a row).")
+    var opusBitrates: String?
+    @Flag(help: "Skip the baseline codecs (JPEG and WebP; for audio Opus and μ-law).") var noBaselines = false
     @Option(help: "Rate weights λ of extra CDC rows trained with the learned prior and coded under it, comma-separated.")
     var rateWeights: String?
     @Option(help: "Masks of the --rate-weights rows, comma-separated (default 4).") var rateMasks: String?
@@ -56,7 +59,7 @@ struct RateAccuracy: ParsableCommand {
     @Flag(help: "Skip the raw-data classifiers: for rows to be appended to the results.csv of a run with the same settings that has them, then `cdc experiment report DIR`.")
     var noRaw = false
     @Option(help: "Autoencoder of every CDC and AE row: cdc-ae (the spec's, default) or cdc-ae-wide (swift-cdc's wider one, marked in the table; the paper's claims are checked on cdc-ae rows only).")
-    var autoencoder: ImageAutoencoder = .spec
+    var autoencoder: AutoencoderArchitecture = .spec
 
     mutating func run() throws {
         try engine.apply()
@@ -82,8 +85,24 @@ struct RateAccuracy: ParsableCommand {
         if let v = rateMasks { c.rateMasks = try v.split(separator: ",").map { guard let m = Int($0), (0...4).contains(m) else { throw ValidationError("bad mask '\($0)'") }; return m } }
         if let v = rateWeights { c.rateWeights = try v.split(separator: ",").map { guard let a = Float($0), a > 0 else { throw ValidationError("bad λ '\($0)'") }; return a } }
         guard !c.seeds.isEmpty, c.edge.epochs >= 1, c.classifier.epochs >= 1 else { throw ValidationError("need a seed and ≥ 1 epoch") }
-        let source = try data.map { try DatasetSource(path: URL(fileURLWithPath: $0), format: format) } ?? .fashionMNIST
+        if let v = opusBitrates { c.opusBitrates = try v.split(separator: ",").map { guard let b = Int($0), (6...510).contains(b) else { throw ValidationError("bad Opus bitrate '\($0)' (6…510 kbit/s)") }; return b } }
+        var source = try data.map { try DatasetSource(path: URL(fileURLWithPath: $0), format: format) } ?? .fashionMNIST
+        source.audio = try audio.options()
         let train = try source.load(.train), test = try source.load(.test)
+        if train.isAudio {
+            c.adaptForAudio(trainClips: train.count, alphaSet: alpha != nil && alpha != "auto", sweepSet: alphaSweep != nil,
+                            validationSet: validation != nil)
+            if quick {
+                // The audio smoke run: every clip, one seed, m = 0, 2, 4, α 16 only, short trainings.
+                if masks == nil { c.masks = [0, 2, 4] }
+                if alphaSweep == nil { c.alphaSweep = [] }
+                if edgeEpochs == nil { c.edge.epochs = 8 }
+                if classifierEpochs == nil { c.classifier.epochs = 8 }
+                if trainSubset == nil { c.trainSubset = 0 }
+                if testSubset == nil { c.testSubset = 0 }
+                if opusBitrates == nil { c.opusBitrates = [6, 12] }
+            }
+        }
         let t0 = Date()
         let exp = RateAccuracyExperiment(config: c, out: URL(fileURLWithPath: out)) { log($0) }
         try exp.run(train: train, test: test)

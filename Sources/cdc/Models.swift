@@ -17,7 +17,7 @@ struct Models: ParsableCommand {
         func run() throws {
             let summaries = ReferenceModel.allCases.map { $0.summary() }
             // swift-cdc's own autoencoders besides the spec's (not reference models).
-            let others = ImageAutoencoder.allCases.filter { $0 != .spec }.map {
+            let others = AutoencoderArchitecture.allCases.filter { $0 != .spec }.map {
                 ModelSummary.of($0.make(), name: $0.rawValue, sampleShape: [1, 28, 28])
             }
             if json {

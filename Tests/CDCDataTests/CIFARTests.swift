@@ -47,7 +47,7 @@ func expectDatasetError(containing texts: [String], _ body: () throws -> Void,
         // Three records over two files, concatenated in order.
         let a = try write("data_batch_1.bin", records([[3], [0]]))
         let b = try write("other.bin", records([[9]], first: 2))
-        let d = try ImageDataset.cifar10(files: [a, b])
+        let d = try LabelledDataset.cifar10(files: [a, b])
         #expect(d.count == 3 && d.channels == 3 && d.height == 32 && d.width == 32 && d.classes == 10)
         #expect(d.labels == [3, 0, 9])
         #expect(d.classNames.isEmpty)
@@ -67,15 +67,15 @@ func expectDatasetError(containing texts: [String], _ body: () throws -> Void,
         try Data((names.joined(separator: "\n") + "\n\n").utf8).write(to: sub.appendingPathComponent("batches.meta.txt"))
         // Either the batches directory or its parent.
         for d in [sub, dir] {
-            let train = try ImageDataset.cifar10(directory: d, train: true)
+            let train = try LabelledDataset.cifar10(directory: d, train: true)
             #expect(train.labels == [1, 2, 3, 4, 5])
             #expect(Array(train.pixels[0..<3072]) == recordPixels(1).map { Float($0) / 255 })
             #expect(train.classNames == names)
-            let test = try ImageDataset.cifar10(directory: d, train: false)
+            let test = try LabelledDataset.cifar10(directory: d, train: false)
             #expect(test.labels == [7, 8])
         }
         expectDatasetError(containing: ["data_batch_1.bin", "no such file"]) {
-            _ = try ImageDataset.cifar10(directory: dir.appendingPathComponent("nowhere"), train: true)
+            _ = try LabelledDataset.cifar10(directory: dir.appendingPathComponent("nowhere"), train: true)
         }
     }
 
@@ -84,7 +84,7 @@ func expectDatasetError(containing texts: [String], _ body: () throws -> Void,
         // Label bytes: coarse, then fine.
         let bytes = records([[19, 99], [0, 5], [7, 42]])
         let url = try write("batch.bin", bytes)
-        let d = try ImageDataset.cifar100(files: [url], labels: kind)
+        let d = try LabelledDataset.cifar100(files: [url], labels: kind)
         #expect(d.count == 3 && d.channels == 3 && d.height == 32 && d.width == 32)
         #expect(d.labels == (kind == .fine ? [99, 5, 42] : [19, 0, 7]))
         #expect(d.classes == (kind == .fine ? 100 : 20))
@@ -96,32 +96,32 @@ func expectDatasetError(containing texts: [String], _ body: () throws -> Void,
         let coarse = (0..<20).map { "super\($0)" }, fine = (0..<100).map { "class\($0)" }
         try Data(coarse.joined(separator: "\n").utf8).write(to: sub.appendingPathComponent("coarse_label_names.txt"))
         try Data(fine.joined(separator: "\n").utf8).write(to: sub.appendingPathComponent("fine_label_names.txt"))
-        let train = try ImageDataset.cifar100(directory: dir, train: true, labels: kind)
+        let train = try LabelledDataset.cifar100(directory: dir, train: true, labels: kind)
         #expect(train.labels == d.labels && train.pixels == d.pixels)
         #expect(train.classNames == (kind == .fine ? fine : coarse))
-        let test = try ImageDataset.cifar100(directory: sub, train: false, labels: kind)
+        let test = try LabelledDataset.cifar100(directory: sub, train: false, labels: kind)
         #expect(test.labels == [kind == .fine ? 2 : 1])
     }
 
     @Test func rejectsBrokenFiles() throws {
         let good = records([[1], [2], [3]])
         let truncated = try write("truncated.bin", Array(good.dropLast()))
-        expectDatasetError(containing: [truncated.path, "9218 bytes", "3073"]) { _ = try ImageDataset.cifar10(files: [truncated]) }
+        expectDatasetError(containing: [truncated.path, "9218 bytes", "3073"]) { _ = try LabelledDataset.cifar10(files: [truncated]) }
         let empty = try write("empty.bin", [])
-        expectDatasetError(containing: [empty.path, "empty"]) { _ = try ImageDataset.cifar10(files: [empty]) }
+        expectDatasetError(containing: [empty.path, "empty"]) { _ = try LabelledDataset.cifar10(files: [empty]) }
         // A CIFAR-10 file read as CIFAR-100 is 3 × 3073 bytes: not whole 3074-byte records.
         let ten = try write("ten.bin", good)
-        expectDatasetError(containing: [ten.path, "3074"]) { _ = try ImageDataset.cifar100(files: [ten]) }
+        expectDatasetError(containing: [ten.path, "3074"]) { _ = try LabelledDataset.cifar100(files: [ten]) }
         let badLabel = try write("label.bin", records([[1], [10]]))
-        expectDatasetError(containing: [badLabel.path, "record 1", "label 10"]) { _ = try ImageDataset.cifar10(files: [badLabel]) }
+        expectDatasetError(containing: [badLabel.path, "record 1", "label 10"]) { _ = try LabelledDataset.cifar10(files: [badLabel]) }
         let badCoarse = try write("coarse.bin", records([[20, 3]]))
-        expectDatasetError(containing: [badCoarse.path, "label 20"]) { _ = try ImageDataset.cifar100(files: [badCoarse], labels: .coarse) }
+        expectDatasetError(containing: [badCoarse.path, "label 20"]) { _ = try LabelledDataset.cifar100(files: [badCoarse], labels: .coarse) }
         let badFine = try write("fine.bin", records([[2, 100]]))
-        expectDatasetError(containing: [badFine.path, "label 100"]) { _ = try ImageDataset.cifar100(files: [badFine], labels: .fine) }
+        expectDatasetError(containing: [badFine.path, "label 100"]) { _ = try LabelledDataset.cifar100(files: [badFine], labels: .fine) }
         // Fine labels < 100 are valid even above 20 when reading fine labels.
-        #expect(try ImageDataset.cifar100(files: [try write("ok.bin", records([[19, 80]]))]).labels == [80])
+        #expect(try LabelledDataset.cifar100(files: [try write("ok.bin", records([[19, 80]]))]).labels == [80])
         expectDatasetError(containing: ["missing.bin", "no such file"]) {
-            _ = try ImageDataset.cifar10(files: [dir.appendingPathComponent("missing.bin")])
+            _ = try LabelledDataset.cifar10(files: [dir.appendingPathComponent("missing.bin")])
         }
     }
 }

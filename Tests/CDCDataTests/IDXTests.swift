@@ -34,14 +34,14 @@ import Testing
         let pixels: [UInt8] = (0..<(3 * 2 * 4)).map { UInt8($0 * 10) }
         let images = try write("train-images-idx3-ubyte", idx([3, 2, 4], pixels), gzip: gzip)
         let labels = try write("train-labels-idx1-ubyte", idx([3], [7, 0, 9]), gzip: gzip)
-        let d = try ImageDataset.idx(images: images, labels: labels)
+        let d = try LabelledDataset.idx(images: images, labels: labels)
         #expect(d.count == 3 && d.height == 2 && d.width == 4 && d.channels == 1)
         #expect(d.labels == [7, 0, 9])
         #expect(d.pixels == pixels.map { Float($0) / 255 })
         // The Fashion-MNIST entry point finds the files in a directory (gz or not).
         _ = try write("t10k-images-idx3-ubyte", idx([1, 2, 4], Array(pixels[0..<8])), gzip: gzip)
         _ = try write("t10k-labels-idx1-ubyte", idx([1], [4]), gzip: gzip)
-        let test = try ImageDataset.fashionMNIST(train: false, directory: dir)
+        let test = try LabelledDataset.fashionMNIST(train: false, directory: dir)
         #expect(test.labels == [4])
         // Seeded batches are a permutation of the data, repeatable.
         let b1 = d.batches(size: 2, shuffle: 5), b2 = d.batches(size: 2, shuffle: 5)
@@ -53,7 +53,7 @@ import Testing
     func expectError(_ images: [UInt8], _ labels: [UInt8], containing text: String) throws {
         let i = try write("i-\(UUID().uuidString)", images), l = try write("l-\(UUID().uuidString)", labels)
         do {
-            _ = try ImageDataset.idx(images: i, labels: l)
+            _ = try LabelledDataset.idx(images: i, labels: l)
             Issue.record("expected an error containing '\(text)'")
         } catch let e as DatasetError {
             #expect(e.description.contains(text), "\(e.description)")
@@ -68,7 +68,7 @@ import Testing
         try expectError([0, 0, 0x0D, 3] + good.dropFirst(4), labels, containing: "not unsigned bytes")
         try expectError([0, 0], labels, containing: "shorter than an IDX header")
         do {
-            _ = try ImageDataset.idx(images: dir.appendingPathComponent("missing"), labels: dir.appendingPathComponent("missing"))
+            _ = try LabelledDataset.idx(images: dir.appendingPathComponent("missing"), labels: dir.appendingPathComponent("missing"))
             Issue.record("expected an error")
         } catch let e as DatasetError {
             #expect(e.description.contains("no such file"))

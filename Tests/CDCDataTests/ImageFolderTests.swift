@@ -40,7 +40,7 @@ func jpegBytes(_ pixels: [UInt8], width: Int, height: Int, channels: Int, qualit
     return Array(UnsafeBufferPointer(start: buf, count: Int(size)))
 }
 
-/// `ImageDataset.imageFolder` on folders of PNG and JPEG files written here.
+/// `LabelledDataset.imageFolder` on folders of PNG and JPEG files written here.
 @Suite final class ImageFolderTests {
     let root = makeTemporaryDirectory("cdc-folder")
     deinit { try? FileManager.default.removeItem(at: root) }
@@ -73,7 +73,7 @@ func jpegBytes(_ pixels: [UInt8], width: Int, height: Int, channels: Int, qualit
         return (0..<channels).flatMap { c in (0..<hw).map { Float(hwc[$0 * channels + c]) / 255 } }
     }
 
-    func image(_ d: ImageDataset, _ i: Int) -> [Float] { Array(d.pixels[(i * d.imageSize)..<((i + 1) * d.imageSize)]) }
+    func image(_ d: LabelledDataset, _ i: Int) -> [Float] { Array(d.pixels[(i * d.sampleSize)..<((i + 1) * d.sampleSize)]) }
 
     @Test func grayPNGsAndClassOrder() throws {
         let (w, h) = (5, 3)
@@ -88,13 +88,13 @@ func jpegBytes(_ pixels: [UInt8], width: Int, height: Int, channels: Int, qualit
         try Data("junk".utf8).write(to: url("ant/.hidden.png"))
         try Data("junk".utf8).write(to: url(".cache/x.png"))
         try Data("junk".utf8).write(to: url("README.png"))
-        let d = try ImageDataset.imageFolder(root: root)
+        let d = try LabelledDataset.imageFolder(root: root)
         #expect(d.classNames == ["ant", "zebra"])
         #expect(d.classes == 2 && d.channels == 1 && d.height == h && d.width == w)
         #expect(d.labels == [0, 0, 1, 1])
         for i in 0..<4 { #expect(image(d, i) == planar(imgs[i], channels: 1)) }
         // Forcing 3 channels replicates gray exactly.
-        let rgb = try ImageDataset.imageFolder(root: root, channels: 3)
+        let rgb = try LabelledDataset.imageFolder(root: root, channels: 3)
         #expect(rgb.channels == 3)
         #expect(image(rgb, 1) == Array(repeating: planar(imgs[1], channels: 1), count: 3).flatMap { $0 })
     }
@@ -107,16 +107,16 @@ func jpegBytes(_ pixels: [UInt8], width: Int, height: Int, channels: Int, qualit
         try writePNG(url("a/rgb.png"), width: w, height: h, format: UInt32(PNG_FORMAT_RGB), bytes: rgb)
         try writePNG(url("b/rgb2.png"), width: w, height: h, format: UInt32(PNG_FORMAT_RGB), bytes: pattern(width: w, height: h, channels: 3, seed: 3))
         try writePNG(url("b/gray2.png"), width: w, height: h, format: UInt32(PNG_FORMAT_GRAY), bytes: gray.reversed())
-        let d = try ImageDataset.imageFolder(root: root)
+        let d = try LabelledDataset.imageFolder(root: root)
         #expect(d.channels == 3 && d.count == 4 && d.labels == [0, 0, 1, 1])
         #expect(image(d, 0) == Array(repeating: planar(gray, channels: 1), count: 3).flatMap { $0 })
         #expect(image(d, 1) == planar(rgb, channels: 3))
         #expect(d.image8(at: 1) == rgb)
         // Forced to one channel: gray stays exact, colour becomes a luma in range.
-        let g = try ImageDataset.imageFolder(root: root, channels: 1)
+        let g = try LabelledDataset.imageFolder(root: root, channels: 1)
         #expect(g.channels == 1 && image(g, 0) == planar(gray, channels: 1))
         #expect(g.pixels.allSatisfy { (0...1).contains($0) })
-        expectDatasetError(containing: ["channels must be 1 or 3"]) { _ = try ImageDataset.imageFolder(root: root, channels: 4) }
+        expectDatasetError(containing: ["channels must be 1 or 3"]) { _ = try LabelledDataset.imageFolder(root: root, channels: 4) }
     }
 
     @Test func pngVariants() throws {
@@ -124,13 +124,13 @@ func jpegBytes(_ pixels: [UInt8], width: Int, height: Int, channels: Int, qualit
         // Gray + alpha and RGBA: opaque pixels keep their value, transparent ones become black.
         let ga: [UInt8] = [10, 255, 200, 0, 90, 255, 30, 255, 250, 0, 60, 255]
         try writePNG(url("ga/1.png"), width: w, height: h, format: UInt32(PNG_FORMAT_GA), bytes: ga)
-        var d = try ImageDataset.imageFolder(root: root)
+        var d = try LabelledDataset.imageFolder(root: root)
         #expect(d.channels == 1 && d.image8(at: 0) == [10, 0, 90, 30, 0, 60])
         try FileManager.default.removeItem(at: url("ga"))
 
         let rgba: [UInt8] = [1, 2, 3, 255, 200, 100, 50, 0, 9, 8, 7, 255, 40, 50, 60, 255, 255, 255, 255, 0, 70, 80, 90, 255]
         try writePNG(url("rgba/1.png"), width: w, height: h, format: UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA), bytes: rgba)
-        d = try ImageDataset.imageFolder(root: root)
+        d = try LabelledDataset.imageFolder(root: root)
         #expect(d.channels == 3 && d.image8(at: 0) == [1, 2, 3, 0, 0, 0, 9, 8, 7, 40, 50, 60, 0, 0, 0, 70, 80, 90])
         try FileManager.default.removeItem(at: url("rgba"))
 
@@ -138,7 +138,7 @@ func jpegBytes(_ pixels: [UInt8], width: Int, height: Int, channels: Int, qualit
         let palette: [UInt8] = [255, 0, 0, 0, 255, 0, 0, 0, 255, 17, 34, 51]
         try writePNG(url("pal/1.png"), width: w, height: h, format: UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_COLORMAP),
                      bytes: [0, 1, 2, 3, 3, 0], colormap: palette, colormapEntries: 4)
-        d = try ImageDataset.imageFolder(root: root)
+        d = try LabelledDataset.imageFolder(root: root)
         let expected = [0, 1, 2, 3, 3, 0].flatMap { palette[($0 * 3)..<($0 * 3 + 3)] }
         #expect(d.channels == 3 && d.image8(at: 0) == expected)
         try FileManager.default.removeItem(at: url("pal"))
@@ -146,7 +146,7 @@ func jpegBytes(_ pixels: [UInt8], width: Int, height: Int, channels: Int, qualit
         // 16-bit (linear, with its gAMA): reduced to 8-bit sRGB, black and white exact, monotone.
         let s16: [UInt16] = [0, 1000, 8000, 20000, 40000, 65535]
         try writePNG(url("deep/1.png"), width: w, height: h, format: UInt32(PNG_FORMAT_LINEAR_Y), samples16: s16)
-        d = try ImageDataset.imageFolder(root: root)
+        d = try LabelledDataset.imageFolder(root: root)
         let v = d.image8(at: 0)
         #expect(d.channels == 1 && v.first == 0 && v.last == 255)
         #expect(zip(v, v.dropFirst()).allSatisfy { $0 < $1 }, "\(v)")
@@ -160,7 +160,7 @@ func jpegBytes(_ pixels: [UInt8], width: Int, height: Int, channels: Int, qualit
         try Data(jpegBytes(rgb[1], width: w, height: h, channels: 3)).write(to: url("cat/2.JPEG"))
         try Data(jpegBytes(rgb[2], width: w, height: h, channels: 3)).write(to: url("dog/1.jpeg"))
         try Data(jpegBytes(gray, width: w, height: h, channels: 1)).write(to: url("dog/2.jpg"))
-        let d = try ImageDataset.imageFolder(root: root)
+        let d = try LabelledDataset.imageFolder(root: root)
         #expect(d.classNames == ["cat", "dog"] && d.labels == [0, 0, 1, 1])
         #expect(d.channels == 3 && d.height == h && d.width == w)
         func close(_ a: [UInt8], _ b: [UInt8]) -> Bool {
@@ -174,7 +174,7 @@ func jpegBytes(_ pixels: [UInt8], width: Int, height: Int, channels: Int, qualit
         // A folder of gray JPEGs alone is one-channel.
         try FileManager.default.removeItem(at: url("cat"))
         try FileManager.default.removeItem(at: url("dog/1.jpeg"))
-        let g = try ImageDataset.imageFolder(root: root)
+        let g = try LabelledDataset.imageFolder(root: root)
         #expect(g.channels == 1 && close(g.image8(at: 0), gray))
     }
 
@@ -185,7 +185,7 @@ func jpegBytes(_ pixels: [UInt8], width: Int, height: Int, channels: Int, qualit
         try Data(jpegBytes(a, width: w, height: h, channels: 3)).write(to: url("a/y.jpg"))
         // A PNG with a .jpg name is decoded by its content.
         try FileManager.default.copyItem(at: url("a/x.png"), to: url("b/z.jpg"))
-        let d = try ImageDataset.imageFolder(root: root)
+        let d = try LabelledDataset.imageFolder(root: root)
         #expect(d.count == 3 && d.channels == 3)
         #expect(d.image8(at: 0) == a && d.image8(at: 2) == a)
     }
@@ -197,7 +197,7 @@ func jpegBytes(_ pixels: [UInt8], width: Int, height: Int, channels: Int, qualit
         try writePNG(url("b/2.png"), width: 5, height: 4, format: UInt32(PNG_FORMAT_GRAY), bytes: big)
         try Data(jpegBytes(big, width: 5, height: 4, channels: 1)).write(to: url("b/3.jpg"))
         expectDatasetError(containing: [url("b/2.png").path, "5×4", url("a/1.png").path, "4×4"]) {
-            _ = try ImageDataset.imageFolder(root: root)
+            _ = try LabelledDataset.imageFolder(root: root)
         }
     }
 
@@ -215,24 +215,24 @@ func jpegBytes(_ pixels: [UInt8], width: Int, height: Int, channels: Int, qualit
         ]
         for (name, bytes, text) in cases {
             try bytes.write(to: url(name))
-            expectDatasetError(containing: [url(name).path, text]) { _ = try ImageDataset.imageFolder(root: root) }
+            expectDatasetError(containing: [url(name).path, text]) { _ = try LabelledDataset.imageFolder(root: root) }
             try FileManager.default.removeItem(at: url(name))
         }
         // Two bad files: the first in load order is named.
         try Data([1, 2, 3]).write(to: url("b/2.png"))
         try Data([1, 2, 3]).write(to: url("b/1.png"))
-        expectDatasetError(containing: [url("b/1.png").path]) { _ = try ImageDataset.imageFolder(root: root) }
+        expectDatasetError(containing: [url("b/1.png").path]) { _ = try LabelledDataset.imageFolder(root: root) }
     }
 
     @Test func rejectsBadLayouts() throws {
         expectDatasetError(containing: [url("missing").path, "no such directory"]) {
-            _ = try ImageDataset.imageFolder(root: url("missing"))
+            _ = try LabelledDataset.imageFolder(root: url("missing"))
         }
         try Data().write(to: url("loose.png"))
-        expectDatasetError(containing: [root.path, "no class subdirectories"]) { _ = try ImageDataset.imageFolder(root: root) }
+        expectDatasetError(containing: [root.path, "no class subdirectories"]) { _ = try LabelledDataset.imageFolder(root: root) }
         try writePNG(url("a/1.png"), width: 2, height: 2, format: UInt32(PNG_FORMAT_GRAY), bytes: [1, 2, 3, 4])
         try Data("x".utf8).write(to: url("b/readme.txt"))
-        expectDatasetError(containing: [url("b").path, "no .png/.jpg/.jpeg images"]) { _ = try ImageDataset.imageFolder(root: root) }
+        expectDatasetError(containing: [url("b").path, "no .png/.jpg/.jpeg images"]) { _ = try LabelledDataset.imageFolder(root: root) }
     }
 
     @Test func manyFilesInParallel() throws {
@@ -250,10 +250,10 @@ func jpegBytes(_ pixels: [UInt8], width: Int, height: Int, channels: Int, qualit
                 expected.append((c, px))
             }
         }
-        let d = try ImageDataset.imageFolder(root: root)
+        let d = try LabelledDataset.imageFolder(root: root)
         #expect(d.count == 210 && d.labels == expected.map(\.label))
         for i in stride(from: 0, to: 210, by: 2) { #expect(d.image8(at: i) == expected[i].pixels) }
-        let again = try ImageDataset.imageFolder(root: root)
+        let again = try LabelledDataset.imageFolder(root: root)
         #expect(again.pixels == d.pixels)
     }
 }

@@ -5,23 +5,23 @@ import Testing
 
 /// A dataset whose pixels are all distinct and non-zero, labels `labelOf(i)`.
 func syntheticDataset(count: Int, channels: Int, height: Int, width: Int, classes: Int,
-                      labelOf: (Int) -> Int = { $0 }) -> ImageDataset {
+                      labelOf: (Int) -> Int = { $0 }) -> LabelledDataset {
     let per = channels * height * width
     let pixels = (0..<(count * per)).map { Float($0 + 1) / Float(count * per + 1) }
-    return ImageDataset(pixels: pixels, labels: (0..<count).map { labelOf($0) % classes }, channels: channels,
+    return LabelledDataset(pixels: pixels, labels: (0..<count).map { labelOf($0) % classes }, channels: channels,
                         height: height, width: width, classes: classes)
 }
 
 @Suite struct SplitTests {
     /// 60 one-pixel images, image i holds i: classes of 10, 20 and 30 images.
-    let data: ImageDataset = {
+    let data: LabelledDataset = {
         let labels = (0..<60).map { i in i % 6 == 0 ? 0 : (i % 6 <= 2 ? 1 : 2) }
-        return ImageDataset(pixels: (0..<60).map { Float($0) }, labels: labels, channels: 1, height: 1, width: 1,
+        return LabelledDataset(pixels: (0..<60).map { Float($0) }, labels: labels, channels: 1, height: 1, width: 1,
                             classes: 3, classNames: ["a", "b", "c"])
     }()
 
-    func ids(_ d: ImageDataset) -> [Int] { d.pixels.map { Int($0) } }
-    func perClass(_ d: ImageDataset) -> [Int] { (0..<3).map { c in d.labels.filter { $0 == c }.count } }
+    func ids(_ d: LabelledDataset) -> [Int] { d.pixels.map { Int($0) } }
+    func perClass(_ d: LabelledDataset) -> [Int] { (0..<3).map { c in d.labels.filter { $0 == c }.count } }
 
     @Test func sizesStratificationAndDisjointness() {
         #expect(perClass(data) == [10, 20, 30])
@@ -63,11 +63,11 @@ func syntheticDataset(count: Int, channels: Int, height: Int, width: Int, classe
     let data = syntheticDataset(count: 40, channels: 3, height: 5, width: 7, classes: 4)
 
     func sample(_ t: Tensor, _ i: Int) -> [Float] {
-        let per = data.imageSize
+        let per = data.sampleSize
         return Array(t.values[(i * per)..<((i + 1) * per)])
     }
 
-    func source(_ i: Int) -> [Float] { Array(data.pixels[(i * data.imageSize)..<((i + 1) * data.imageSize)]) }
+    func source(_ i: Int) -> [Float] { Array(data.pixels[(i * data.sampleSize)..<((i + 1) * data.sampleSize)]) }
 
     /// `img` shifted by (oy, ox) — out[y][x] = img[y + oy][x + ox], zero outside — then flipped if asked.
     func shifted(_ img: [Float], oy: Int, ox: Int, flip: Bool) -> [Float] {
@@ -186,7 +186,7 @@ func syntheticDataset(count: Int, channels: Int, height: Int, width: Int, classe
     func hwcRoundTrip(channels: Int) {
         let (h, w) = (4, 5)
         let images: [[UInt8]] = (0..<3).map { s in (0..<(h * w * channels)).map { UInt8(truncatingIfNeeded: $0 * 13 + s * 77) } }
-        let d = ImageDataset(images8: images, labels: [2, 0, 1], channels: channels, height: h, width: w, classes: 3)
+        let d = LabelledDataset(images8: images, labels: [2, 0, 1], channels: channels, height: h, width: w, classes: 3)
         #expect(d.count == 3 && d.channels == channels && d.height == h && d.width == w)
         // CHW inside: pixel (c, y, x) of image i is byte ((y·w + x)·channels + c) of the HWC input.
         let per = channels * h * w
@@ -205,7 +205,7 @@ func syntheticDataset(count: Int, channels: Int, height: Int, width: Int, classe
     }
 
     @Test func roundsAndClamps() {
-        let d = ImageDataset(pixels: [-0.5, 0.002, 0.5, 1.7], labels: [0], channels: 1, height: 2, width: 2, classes: 1)
+        let d = LabelledDataset(pixels: [-0.5, 0.002, 0.5, 1.7], labels: [0], channels: 1, height: 2, width: 2, classes: 1)
         #expect(d.image8(at: 0) == [0, 1, 128, 255])
     }
 }

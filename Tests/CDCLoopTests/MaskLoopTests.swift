@@ -13,7 +13,7 @@ import HummingbirdTesting
 import Testing
 
 /// 64 labelled 1×8×8 images of 4 classes (the bright quadrant is the class).
-func quadrantImages(count: Int = 64, seed: UInt64 = 1) -> ImageDataset {
+func quadrantImages(count: Int = 64, seed: UInt64 = 1) -> LabelledDataset {
     var g = SeededGenerator(seed: seed)
     var pixels: [Float] = [], labels: [Int] = []
     for _ in 0..<count {
@@ -23,11 +23,11 @@ func quadrantImages(count: Int = 64, seed: UInt64 = 1) -> ImageDataset {
         } }
         labels.append(cls)
     }
-    return ImageDataset(pixels: pixels, labels: labels, channels: 1, height: 8, width: 8, classes: 4)
+    return LabelledDataset(pixels: pixels, labels: labels, channels: 1, height: 8, width: 8, classes: 4)
 }
 
 /// The edge's side of the loop against the cloud at `url` (made here: an agent is not `Sendable`).
-func runEdge(url: String, token: String, data: ImageDataset, session: URL) async throws -> EdgeRunReport {
+func runEdge(url: String, token: String, data: LabelledDataset, session: URL) async throws -> EdgeRunReport {
     var settings = EdgeAgentSettings(session: session)
     settings.newSession.epochs = 1; settings.newSession.batchSize = 16; settings.newSession.mask = 4
     settings.samplesPerPart = 16; settings.wait = 300; settings.poll = 0.2; settings.rounds = 3

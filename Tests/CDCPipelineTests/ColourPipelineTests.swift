@@ -59,7 +59,7 @@ import Testing
     }
 
     @Test func sizesTheAutoencoderCannotTakeAreRefused() throws {
-        let odd = ImageDataset(pixels: [Float](repeating: 0.5, count: 32 * 3 * 30 * 30), labels: Array(repeating: 0, count: 32),
+        let odd = LabelledDataset(pixels: [Float](repeating: 0.5, count: 32 * 3 * 30 * 30), labels: Array(repeating: 0, count: 32),
                                channels: 3, height: 30, width: 30, classes: 2)
         var config = EdgeConfig()
         config.batchSize = 16
@@ -68,7 +68,7 @@ import Testing
     }
 
     @Test func aDecoderFileWithoutSizeRestoresFromTheLatentShape() throws {
-        let data = ImageDataset(pixels: (0..<(16 * 3 * 12 * 12)).map { Float($0 % 7) / 7 }, labels: (0..<16).map { $0 % 2 },
+        let data = LabelledDataset(pixels: (0..<(16 * 3 * 12 * 12)).map { Float($0 % 7) / 7 }, labels: (0..<16).map { $0 % 2 },
                                 channels: 3, height: 12, width: 12, classes: 2)
         var config = EdgeConfig()
         config.batchSize = 8

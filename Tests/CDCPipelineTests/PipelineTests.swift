@@ -9,7 +9,7 @@ import Testing
 @testable import CDCPipeline
 
 /// A small labelled dataset: 64 images 1×8×8 whose class is the brightest quadrant.
-func toyDataset(count: Int = 64, seed: UInt64 = 1) -> ImageDataset {
+func toyDataset(count: Int = 64, seed: UInt64 = 1) -> LabelledDataset {
     var g = SeededGenerator(seed: seed)
     var pixels: [Float] = [], labels: [Int] = []
     for _ in 0..<count {
@@ -20,7 +20,7 @@ func toyDataset(count: Int = 64, seed: UInt64 = 1) -> ImageDataset {
         } }
         labels.append(cls)
     }
-    return ImageDataset(pixels: pixels, labels: labels, channels: 1, height: 8, width: 8, classes: 4)
+    return LabelledDataset(pixels: pixels, labels: labels, channels: 1, height: 8, width: 8, classes: 4)
 }
 
 func tempDir() -> URL {
@@ -315,7 +315,7 @@ func tempDir() -> URL {
 
     @Test func rawImagesRoundTrip() throws {
         let data = toyDataset(count: 5)
-        let back = try ImageDataset.fromRawImages(data.rawImages(), labels: data.labels, classes: 4)
+        let back = try LabelledDataset.fromRawImages(data.rawImages(), labels: data.labels, classes: 4)
         #expect(zip(back.pixels, data.pixels).map { abs($0 - $1) }.max()! <= 0.5 / 255 + 1e-6)
     }
 }

@@ -9,12 +9,17 @@ public struct DatasetError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// An in-memory labelled image dataset, pixels scaled to [0, 1].
+/// An in-memory labelled dataset of images (pixels scaled to [0, 1]) or of audio clips
+/// (mono samples in [−1, 1], ``sampleRate`` set).
+///
+/// An audio clip is stored as a 1 × 1 × L "image" (channels 1, height 1, width L) so that
+/// splits, subsets and batching are shared; ``sampleShape`` and ``batch(_:)`` give it the
+/// 1-D models' shape `[1, L]`.
 ///
 /// Loaders: ``idx(images:labels:)`` and ``fashionMNIST(train:directory:)`` (IDX files),
 /// ``cifar10(files:)``, ``cifar100(files:labels:)`` and their directory forms (CIFAR binary
 /// batches), ``imageFolder(root:channels:)`` (`root/<class>/*.png|jpg|jpeg`).
-public struct ImageDataset: Sendable {
+public struct LabelledDataset: Sendable {
     /// Pixels, `count × channels × height × width`, row-major (planar CHW per image).
     public var pixels: [Float]
     /// The class index of each image, in `0..<classes`.
@@ -26,10 +31,33 @@ public struct ImageDataset: Sendable {
     /// Name of each class (index = label) where the format has them (image folders, CIFAR
     /// with its label-name files); empty otherwise.
     public var classNames: [String]
-    /// Number of images.
+    /// Samples per second when the dataset holds audio clips (each `1 × 1 × length`); nil for images.
+    public var sampleRate: Int?
+    /// Number of samples (images or clips).
     public var count: Int { labels.count }
-    /// Floats per image, `channels × height × width`.
-    public var imageSize: Int { channels * height * width }
+    /// Floats per sample, `channels × height × width` (the clip length for audio).
+    public var sampleSize: Int { channels * height * width }
+    /// True when the samples are audio clips.
+    public var isAudio: Bool { sampleRate != nil }
+    /// The shape of one sample as the models read it: `[channels, height, width]` for images,
+    /// `[1, length]` for audio.
+    public var sampleShape: [Int] { isAudio ? [channels, width] : [channels, height, width] }
+    /// Bits of one value in the raw form the uplink is compared with: 8 per pixel channel
+    /// (8-bit images), 16 per audio sample (16-bit PCM).
+    public var rawBitsPerValue: Int { isAudio ? 16 : 8 }
+    /// Bytes of the raw data plus one label byte per sample: what sending the dataset
+    /// uncompressed costs.
+    public var rawBytes: Int { count * (sampleSize * rawBitsPerValue / 8 + 1) }
+    /// Rate positions per sample: pixels (height × width) of an image, samples of an audio clip.
+    /// Rates are given in bits per position: bits per pixel, or bits per audio sample.
+    public var positionsPerSample: Int { height * width }
+    /// What one rate position is called: "pixel" or "audio sample".
+    public var positionName: String { isAudio ? "audio sample" : "pixel" }
+    /// A short description of the sample geometry: `1×28×28` or `8000 samples at 8000 Hz`.
+    public var geometry: String {
+        if let sampleRate { return "\(width) samples at \(sampleRate) Hz" }
+        return "\(channels)×\(height)×\(width)"
+    }
 
     /// A dataset from pixels in [0, 1] laid out `count × channels × height × width` and one label per image.
     public init(pixels: [Float], labels: [Int], channels: Int, height: Int, width: Int, classes: Int,
@@ -43,16 +71,33 @@ public struct ImageDataset: Sendable {
         self.classes = classes; self.classNames = classNames
     }
 
+    /// A dataset of mono audio clips: `samples` laid out `count × length`, values in [−1, 1],
+    /// at `sampleRate` samples per second.
+    public init(audio samples: [Float], labels: [Int], length: Int, sampleRate: Int, classes: Int,
+                classNames: [String] = []) {
+        precondition(sampleRate > 0, "the sample rate must be positive")
+        self.init(pixels: samples, labels: labels, channels: 1, height: 1, width: length, classes: classes,
+                  classNames: classNames)
+        self.sampleRate = sampleRate
+    }
+
+    /// A dataset of the same kind (shape, classes, names, sample rate) holding `pixels` and `labels`.
+    func sameKind(pixels: [Float], labels: [Int]) -> LabelledDataset {
+        var d = LabelledDataset(pixels: pixels, labels: labels, channels: channels, height: height, width: width,
+                                classes: classes, classNames: classNames)
+        d.sampleRate = sampleRate
+        return d
+    }
+
     /// The first `n` samples.
-    public func prefix(_ n: Int) -> ImageDataset {
-        let k = min(n, count), per = imageSize
-        return ImageDataset(pixels: Array(pixels[0..<(k * per)]), labels: Array(labels[0..<k]), channels: channels,
-                            height: height, width: width, classes: classes, classNames: classNames)
+    public func prefix(_ n: Int) -> LabelledDataset {
+        let k = min(n, count), per = sampleSize
+        return sameKind(pixels: Array(pixels[0..<(k * per)]), labels: Array(labels[0..<k]))
     }
 
     /// The samples at `indices`, in that order (same shape, classes and class names).
-    public func subset(_ indices: some Collection<Int>) -> ImageDataset {
-        let per = imageSize
+    public func subset(_ indices: some Collection<Int>) -> LabelledDataset {
+        let per = sampleSize
         var out = [Float](repeating: 0, count: indices.count * per)
         var ys: [Int] = []
         ys.reserveCapacity(indices.count)
@@ -65,8 +110,7 @@ public struct ImageDataset: Sendable {
                 }
             }
         }
-        return ImageDataset(pixels: out, labels: ys, channels: channels, height: height, width: width,
-                            classes: classes, classNames: classNames)
+        return sameKind(pixels: out, labels: ys)
     }
 
     // MARK: Batches
@@ -88,10 +132,11 @@ public struct ImageDataset: Sendable {
         return out
     }
 
-    /// One batch of the samples at `indices`: a `[n, channels, height, width]` tensor and the labels.
+    /// One batch of the samples at `indices`: a `[n] + sampleShape` tensor (`[n, channels, height,
+    /// width]` for images, `[n, 1, length]` for audio) and the labels.
     public func batch(_ indices: some Collection<Int>) -> (Tensor, [Int]) {
-        let per = imageSize
-        let t = Tensor.empty([indices.count, channels, height, width])
+        let per = sampleSize
+        let t = Tensor.empty([indices.count] + sampleShape)
         let p = t.mutablePointer
         var ys: [Int] = []
         ys.reserveCapacity(indices.count)
@@ -108,7 +153,7 @@ public struct ImageDataset: Sendable {
     /// crops and flips are drawn from `generator`, sample by sample in order.
     public func batch(_ indices: some Collection<Int>, augmentation: Augmentation,
                       generator: inout SeededGenerator) -> (Tensor, [Int]) {
-        let per = imageSize
+        let per = sampleSize
         let t = Tensor.empty([indices.count, channels, height, width])
         let p = t.mutablePointer
         var ys: [Int] = []
@@ -146,7 +191,7 @@ public struct ImageDataset: Sendable {
     /// in proportion to their sizes (largest remainders get the leftover images, ties to the lower
     /// label), chosen at random within each class. Both parts keep the original sample order, the
     /// classes and the class names; they are disjoint and together hold every sample once.
-    public func split(validationFraction: Double, seed: UInt64) -> (train: ImageDataset, validation: ImageDataset) {
+    public func split(validationFraction: Double, seed: UInt64) -> (train: LabelledDataset, validation: LabelledDataset) {
         precondition((0...1).contains(validationFraction), "validationFraction must be in [0, 1]")
         var byLabel: [Int: [Int]] = [:]
         for (i, y) in labels.enumerated() { byLabel[y, default: []].append(i) }
@@ -183,7 +228,7 @@ public struct ImageDataset: Sendable {
     /// JPEG/WebP/PNG encoders take.
     public func image8(at i: Int) -> [UInt8] {
         precondition(i >= 0 && i < count, "index \(i) out of range 0..<\(count)")
-        let c = channels, hw = height * width, per = imageSize
+        let c = channels, hw = height * width, per = sampleSize
         return [UInt8](unsafeUninitializedCapacity: per) { dst, n in
             pixels.withUnsafeBufferPointer { all in
                 let src = all.baseAddress! + i * per
