@@ -58,17 +58,31 @@ public struct AudioFile: Sendable, Equatable {
             n = max(0, read) * channels
         }
         if read < frames {
-            var message = String(cString: sf_strerror(file))
-            if message == "No Error." { message = "unexpected end of file" }
-            throw DatasetError("\(name): truncated audio file: read \(max(0, read)) of \(frames) frames (\(message))")
+            // Ogg and MP3 announce an estimate; a short clean read of those is their real length.
+            let major = info.format & Int32(SF_FORMAT_TYPEMASK)
+            let estimated = major == Int32(SF_FORMAT_OGG) || major == Int32(SF_FORMAT_MPEG)
+            if read <= 0 || !estimated || sf_error(file) != Int32(SF_ERR_NO_ERROR) {
+                var message = String(cString: sf_strerror(file))
+                if message == "No Error." { message = "unexpected end of file" }
+                throw DatasetError("\(name): truncated audio file: read \(max(0, read)) of \(frames) frames (\(message))")
+            }
         }
+        // Integer PCM is already in [−1, 1); other encodings (float, lossy codecs) are clamped.
+        let subtype = info.format & Int32(SF_FORMAT_SUBMASK)
+        let integerPCM = [SF_FORMAT_PCM_S8, SF_FORMAT_PCM_16, SF_FORMAT_PCM_24, SF_FORMAT_PCM_32, SF_FORMAT_PCM_U8]
+            .contains { Int32($0) == subtype }
+        if !integerPCM { clamp(&samples) }
+        return AudioFile(samples: samples, channels: channels, sampleRate: rate)
+    }
+
+    /// Clamps every sample to [−1, 1] (NaN to 0).
+    static func clamp(_ samples: inout [Float]) {
         samples.withUnsafeMutableBufferPointer { s in
             for i in s.indices {
                 let v = s[i]
                 s[i] = v.isNaN ? 0 : Float.minimum(Float.maximum(v, -1), 1)
             }
         }
-        return AudioFile(samples: samples, channels: channels, sampleRate: rate)
     }
 
     /// Refuses a RIFF/WAVE file whose `data` chunk announces more bytes than the file holds
@@ -119,7 +133,7 @@ public struct AudioFile: Sendable, Equatable {
 
     /// `samples` (mono) resampled from `rate` to `target` samples per second with libsoxr
     /// (`soxr_oneshot`, high quality: 20-bit, linear phase); `round(count × target / rate)`
-    /// samples come out. The same array when the rates are equal.
+    /// samples come out, clamped to [−1, 1]. The same array when the rates are equal.
     public static func resample(_ samples: [Float], from rate: Int, to target: Int) throws(DatasetError) -> [Float] {
         guard rate > 0, target > 0 else { throw DatasetError("cannot resample from \(rate) Hz to \(target) Hz") }
         if rate == target || samples.isEmpty { return samples }
@@ -138,7 +152,9 @@ public struct AudioFile: Sendable, Equatable {
             }
         }
         if let failure { throw DatasetError("resampling from \(rate) Hz to \(target) Hz failed: \(failure)") }
-        // soxr flushes its tail in one shot; should it stop short, the rest stays silent.
+        // soxr flushes its tail in one shot; should it stop short, the rest stays silent. The
+        // filter's ringing may overshoot full scale slightly: clamp back to [−1, 1].
+        clamp(&out)
         return out
     }
 

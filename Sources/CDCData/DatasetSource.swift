@@ -1,3 +1,4 @@
+import CDCTensor
 import Foundation
 
 /// The on-disk layouts ``DatasetSource`` reads.
@@ -105,7 +106,38 @@ public struct DatasetSource: Sendable, CustomStringConvertible {
     public var description: String { "\(path.path) (\(format.rawValue))" }
 
     /// Reads one split.
+    ///
+    /// Layouts read file by file (image and audio folders, FSDD, UrbanSound8K) list their samples
+    /// class by class; they come back in a seeded shuffled order (``splitSeed``), so that a prefix
+    /// (`--subset`) or a held-out tail holds every class. IDX and CIFAR keep their files' order.
     public func load(_ split: Split) throws -> LabelledDataset {
+        try load(split, order: .shuffled)
+    }
+
+    /// The order of the samples of a loaded split.
+    public enum SampleOrder: Sendable {
+        /// As ``load(_:)`` returns them: seeded shuffled for layouts read file by file.
+        case shuffled
+        /// The order of the files (sorted names, class by class).
+        case files
+    }
+
+    /// Reads one split in the given order.
+    public func load(_ split: Split, order: SampleOrder) throws -> LabelledDataset {
+        let d = try loadInFileOrder(split)
+        if order == .files { return d }
+        switch format {
+        case .idx, .cifar10, .cifar100: return d
+        case .imageFolder, .audioFolder, .fsdd, .urbansound8k:
+            var order = Array(0..<d.count)
+            var g = SeededGenerator(seed: splitSeed &+ (split == .train ? 0x5eed : 0x7e57))
+            order.shuffle(using: &g)
+            return d.subset(order)
+        }
+    }
+
+    /// One split in the order of the files.
+    func loadInFileOrder(_ split: Split) throws -> LabelledDataset {
         let train = split == .train
         switch format {
         case .idx:

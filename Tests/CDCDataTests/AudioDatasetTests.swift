@@ -35,7 +35,7 @@ import Testing
         #expect(try DatasetSource.detect(root) == .fsdd)
         var source = try DatasetSource(path: root)
         source.audio = .init(sampleRate: 8000, length: 160)
-        let train = try source.load(.train), test = try source.load(.test)
+        let train = try source.load(.train, order: .files), test = try source.load(.test, order: .files)
         #expect(train.labels == [0, 0, 1, 1, 9, 9] && test.labels == [0, 0, 1, 1, 9, 9])
         #expect(train.classes == 10 && train.classNames == (0...9).map(String.init))
         #expect(train.sampleRate == 8000 && train.sampleShape == [1, 160] && train.isAudio)
@@ -51,7 +51,7 @@ import Testing
         // A clip named otherwise is not FSDD, and is named when FSDD is asked for.
         try writeClip(root.appendingPathComponent("hello.wav"), value: 0.1)
         #expect((try? DatasetSource.detect(root)) == nil)
-        expectDatasetError(containing: ["hello.wav", "FSDD"]) { _ = try DatasetSource(path: root, format: .fsdd).load(.train) }
+        expectDatasetError(containing: ["hello.wav", "FSDD"]) { _ = try DatasetSource(path: root, format: .fsdd).load(.train, order: .files) }
         #expect(LabelledDataset.fsddName("3_jackson_12.wav")! == (3, "jackson", 12))
         #expect(LabelledDataset.fsddName("12_jackson_1.wav") == nil && LabelledDataset.fsddName("3_jackson_x.wav") == nil)
     }
@@ -79,7 +79,7 @@ import Testing
         #expect(try DatasetSource.detect(root) == .urbansound8k)
         var source = try DatasetSource(path: root)
         source.audio.length = 50
-        let train = try source.load(.train), test = try source.load(.test)
+        let train = try source.load(.train, order: .files), test = try source.load(.test, order: .files)
         #expect(train.count == 8 && test.count == 2)
         #expect(train.labels == (1...8).map { $0 % 3 } && test.labels == [0, 1])
         #expect(train.classes == 3 && train.classNames == ["air_conditioner", "car_horn", "children_playing"])
@@ -89,12 +89,12 @@ import Testing
         #expect(abs(fold3 - 3.0 / 64) < 0.01, "\(fold3)")
         // Selectable folds: test on fold 3 alone, train on the rest.
         source.audio.testFolds = [3]
-        #expect(try source.load(.test).labels == [0])
-        #expect(try source.load(.train).count == 9)
+        #expect(try source.load(.test, order: .files).labels == [0])
+        #expect(try source.load(.train, order: .files).count == 9)
         source.audio = .init(length: 50, trainFolds: [1, 2], testFolds: [2, 5])
-        expectDatasetError(containing: ["us8k", "2", "both"]) { _ = try source.load(.train) }
+        expectDatasetError(containing: ["us8k", "2", "both"]) { _ = try source.load(.train, order: .files) }
         source.audio = .init(length: 50, trainFolds: [11])
-        expectDatasetError(containing: ["folds 1…10", "11"]) { _ = try source.load(.train) }
+        expectDatasetError(containing: ["folds 1…10", "11"]) { _ = try source.load(.train, order: .files) }
         // In a parent directory's UrbanSound8K/ too.
         let parent = try folder("us8k-parent")
         try writeUrbanSound(parent.appendingPathComponent("UrbanSound8K"))
@@ -106,12 +106,12 @@ import Testing
         let root = try folder("us8k-bad")
         try writeUrbanSound(root, header: "slice_file_name,fsID,start,end,salience,fold,class")
         let csv = root.appendingPathComponent("metadata/UrbanSound8K.csv").path
-        expectDatasetError(containing: [csv, "classID"]) { _ = try DatasetSource(path: root).load(.train) }
+        expectDatasetError(containing: [csv, "classID"]) { _ = try DatasetSource(path: root).load(.train, order: .files) }
         // A clip the metadata lists but the folder lacks.
         let missing = try folder("us8k-missing")
         try writeUrbanSound(missing)
         try FileManager.default.removeItem(at: missing.appendingPathComponent("audio/fold10/110-0-0-10.wav"))
-        expectDatasetError(containing: ["fold10/110-0-0-10.wav"]) { _ = try DatasetSource(path: missing).load(.test) }
+        expectDatasetError(containing: ["fold10/110-0-0-10.wav"]) { _ = try DatasetSource(path: missing).load(.test, order: .files) }
     }
 
     @Test func audioClassFolders() throws {
@@ -137,10 +137,10 @@ import Testing
         let written: [Float] = (0..<10).map { (i: Int) -> Float in Float((i / 5) * 10 + i % 5) / 64 }
         let read = firstSamples(all)
         #expect(zip(read, written).allSatisfy { (r: Float, w: Float) -> Bool in abs(r - w) < 1e-4 }, "\(read)")
-        let train = try source.load(.train), test = try source.load(.test)
+        let train = try source.load(.train, order: .files), test = try source.load(.test, order: .files)
         #expect(train.count == 8 && test.count == 2 && test.labels == [0, 1])
         #expect(train.sampleRate == 8000 && test.classNames == ["bark", "meow"])
-        #expect(firstSamples(try source.load(.test)) == firstSamples(test))
+        #expect(firstSamples(try source.load(.test, order: .files)) == firstSamples(test))
         // train/ + test/ folders.
         let split = try folder("sounds-split")
         for part in ["train", "test"] {
@@ -149,13 +149,13 @@ import Testing
         #expect(try DatasetSource.detect(split) == .audioFolder)
         var s2 = try DatasetSource(path: split, format: .audioFolder)
         s2.audio.length = 40
-        #expect(try s2.load(.train).labels == [0, 1] && s2.load(.test).labels == [0, 1])
+        #expect(try s2.load(.train, order: .files).labels == [0, 1] && s2.load(.test, order: .files).labels == [0, 1])
         // A clip of zero samples among them is an error naming it.
         try writeWAV(split.appendingPathComponent("test/b/y.wav"), samples: [], rate: 8000)
-        expectDatasetError(containing: ["test/b/y.wav", "zero samples"]) { _ = try s2.load(.test) }
+        expectDatasetError(containing: ["test/b/y.wav", "zero samples"]) { _ = try s2.load(.test, order: .files) }
         // A non-audio file named .wav too.
         try Data("not audio".utf8).write(to: split.appendingPathComponent("train/a/z.wav"))
-        expectDatasetError(containing: ["train/a/z.wav", "not a readable audio file"]) { _ = try s2.load(.train) }
+        expectDatasetError(containing: ["train/a/z.wav", "not a readable audio file"]) { _ = try s2.load(.train, order: .files) }
     }
 
     @Test func noDatasetMessageListsTheAudioLayouts() throws {

@@ -127,6 +127,19 @@ func peakFrequency(_ x: [Float], rate: Int) -> Double {
         let a = try AudioFile.read(url)
         #expect(a.channels == 1 && a.sampleRate == 16000 && a.frames == 400)
         #expect(zip(a.samples, x).allSatisfy { abs($0 - $1) <= 2.0 / 32768 })
+        // A FLAC file cut short reads fewer frames than its header announces.
+        let bytes = try Data(contentsOf: url)
+        try bytes.prefix(bytes.count / 2).write(to: file("cut.flac"))
+        expectDatasetError(containing: ["cut.flac", "truncated"]) { _ = try AudioFile.read(file("cut.flac")) }
+    }
+
+    @Test func readsOggVorbis() throws {
+        let url = file("tone.ogg")
+        try writeSndFile(url, samples: sine(1000, rate: 16000, count: 1600), rate: 16000,
+                         format: Int32(SF_FORMAT_OGG | SF_FORMAT_VORBIS))
+        let a = try AudioFile.read(url)
+        #expect(a.channels == 1 && a.sampleRate == 16000 && abs(a.frames - 1600) <= 64, "\(a.frames) frames")
+        #expect(abs(peakFrequency(a.samples, rate: 16000) - 1000) <= 10)
     }
 
     @Test func resamplingKeepsTheFrequency() throws {

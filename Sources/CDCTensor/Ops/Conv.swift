@@ -86,6 +86,27 @@ extension Tensor {
         let outChannels = transposed ? g.inChannels : g.outChannels
         if let bias { precondition(bias.shape == [outChannels], "convolution: bias \(bias.shape) should be [\(outChannels)]") }
         let inShape = x.shape
+        // One input channel and a wide kernel (M5's first layer): im2col + GEMM, channels-last
+        // output (oneDNN 2.6 has no fast kernel for it; see WideKernelConv1d).
+        if !transposed, Engine.backend == .onednn, WideKernelConv1d.applies(g) {
+            if activation != .none {
+                let y = convolution(x, weight: weight, bias: bias, geometry: g, transposed: false, activation: .none,
+                                    outShape: outShape)
+                switch activation {
+                case .relu: return y.relu()
+                case .leakyRelu(let s): return y.leakyRelu(s)
+                case .tanh: return y.tanh()
+                case .none: return y
+                }
+            }
+            let (y, cols) = WideKernelConv1d.forward(g, x: x, weight: weight, bias: bias, outShape: outShape)
+            let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
+            return y.recording(.conv, inputs) { gy in
+                let (gx, gw, gb) = WideKernelConv1d.backward(g, gradOutput: gy, cols: cols, weight: weight, withBias: bias != nil,
+                                                             needInput: x.requiresGrad, inShape: inShape)
+                return bias == nil ? [gx, gw] : [gx, gw, gb]
+            }
+        }
         let y: Tensor
         var savedSrc: (Storage, dnnl_memory_desc_t)? = nil
         let backend = Engine.backend  // the backward uses what the forward saved for it
