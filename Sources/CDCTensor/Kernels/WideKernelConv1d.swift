@@ -52,7 +52,8 @@ enum WideKernelConv1d {
                 for i in 0..<w { dst[i] = 0 }
                 for t in 0..<ol {
                     let start = t * s - p, src = cols + (n * ol + t) * k
-                    for j in Swift.max(0, -start)..<Swift.min(k, w - start) { dst[start + j] += src[j] }
+                    let lo = Swift.max(0, -start), hi = Swift.min(k, w - start)   // a patch may lie wholly in the padding
+                    if lo < hi { for j in lo..<hi { dst[start + j] += src[j] } }
                 }
             }
         }
