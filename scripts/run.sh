@@ -15,13 +15,22 @@
 # deployment case).
 #
 # Defaults: a short run (SUBSET training images, a few epochs, one seed; see docs/main-job.md for
-# its time). FULL=1 runs all 60 000 images with longer training.
+# its time). FULL=1 runs all 60 000 images with longer training. AUDIO=1 runs the same loop on
+# audio: the project's synthetic spoken digits (written by scripts/make-spoken-digits.sh into
+# .build/spoken-digits unless DATA names an audio dataset), cdc-ae-1d + cdc-ec-1d on the edge and
+# m5 on the cloud; step 5 is then left out (Opus and μ-law are rows of `cdc experiment
+# rate-accuracy` on audio, see docs/audio.md).
 # Environment: SUBSET, TEST_SUBSET, EDGE_EPOCHS, RETUNE_EPOCHS, CLOUD_EPOCHS, RATE_WEIGHT (λ of
 # the learned prior's rate term), BUDGET (seconds the cloud allows per upload), UPLINK (Mbit/s; 0: no cap), CODECS
 # (jpeg,webp), DATA (a dataset directory in any format --data reads; default: Debian's
 # Fashion-MNIST), PORT (default 8080), WORK (default .build/run), FULL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+audio=${AUDIO:-0}
+if [ "$audio" != 0 ]; then
+  : "${SUBSET:=0}" "${TEST_SUBSET:=0}" "${EDGE_EPOCHS:=40}" "${CLOUD_EPOCHS:=12}" "${BUDGET:=20}" "${RATE_WEIGHT:=0}"
+  : "${RETUNE_EPOCHS:=5}" "${UPLINK:=0.5}"
+fi
 if [ "${FULL:-0}" != 0 ]; then
   : "${SUBSET:=0}" "${TEST_SUBSET:=0}" "${EDGE_EPOCHS:=10}" "${CLOUD_EPOCHS:=10}" "${BUDGET:=60}"
 else
@@ -30,6 +39,10 @@ fi
 : "${RATE_WEIGHT:=0.15}" "${RETUNE_EPOCHS:=3}" "${UPLINK:=2}" "${CODECS:=jpeg,webp}"
 start=$(date +%s)
 scripts/setup.sh
+if [ "$audio" != 0 ] && [ -z "${DATA:-}" ]; then
+  DATA=.build/spoken-digits
+  [ -d "$DATA" ] || scripts/make-spoken-digits.sh "$DATA"
+fi
 swift build -c release --product cdc
 built=$(date +%s)
 cdc=$PWD/.build/release/cdc
@@ -61,7 +74,7 @@ echo "== edge: stage-1 training, compression and upload"
 $cdc edge run "${edge_args[@]}" --epochs "$EDGE_EPOCHS" --rate-weight "$RATE_WEIGHT" --report "$work/edge-1.json"
 m1=$(last_mask "$work/edge-1.json")
 encode_test "$m1"
-echo "== cloud: restore the upload and train resnext-11"
+echo "== cloud: restore the upload and train the classifier (resnext-11 for images, m5 for audio)"
 $cdc cloud train "${cloud_args[@]}" --epochs "$CLOUD_EPOCHS" --test-container "$work/test-m$m1.cdc" --report "$work/cloud-1.json"
 echo "== edge: follow the cloud's mask request"
 $cdc edge run "${edge_args[@]}" --retune-epochs "$RETUNE_EPOCHS" --report "$work/edge-2.json"
@@ -72,6 +85,22 @@ $cdc cloud train "${cloud_args[@]}" --epochs "$CLOUD_EPOCHS" --test-container "$
 echo "== what crossed the network (from /metrics)"
 curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$port/metrics" | grep -E '^cdc_(received_bytes_total|current_mask|training_accuracy|bandwidth)' || true
 kill $server; wait $server 2>/dev/null || true
+if [ "$audio" != 0 ]; then
+  end=$(date +%s)
+  echo "== summary"
+  python3 - "$work" <<'PY'
+import json, sys
+w = sys.argv[1]
+for n in (1, 2):
+    c = json.load(open(f"{w}/cloud-{n}.json"))
+    print(f"cloud round {n}: m = {c['mask']}, {c['uplinkBytes']} bytes uplink, {c['model']}, "
+          f"test accuracy through the codec {100 * (c.get('accuracyThroughCodec') or 0):.2f}%, "
+          f"on raw clips {100 * (c.get('accuracyRawTest') or 0):.2f}%")
+PY
+  echo "Audio against Opus and μ-law: cdc experiment rate-accuracy --data $DATA (docs/audio.md)."
+  echo "Time: $((end - built)) s for the job, $((built - start)) s for set-up and the release build."
+  exit 0
+fi
 echo "== the same images sent raw, as JPEG and as WebP, trained on the same way"
 $cdc experiment compare-uplink "${data_args[@]}" --subset "$SUBSET" --cdc "$work/cloud-2.json" --edge-report "$work/edge-1.json" \
   --edge-report "$work/edge-2.json" --codecs "$CODECS" --out "$work/summary.md" > /dev/null

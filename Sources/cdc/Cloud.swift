@@ -102,7 +102,7 @@ struct CloudTrain: AsyncParsableCommand {
             let tc = try LatentContainer.read(from: URL(fileURLWithPath: testContainer))
             if let (accuracy, images) = try t.accuracy(throughCodec: tc, limit: testSubset) {
                 summary.accuracyThroughCodec = accuracy; summary.testImages = images
-                print(String(format: "m = %d: test accuracy through the codec %.2f%% (%d images)", m, 100 * accuracy, images))
+                print(String(format: "m = %d: test accuracy through the codec %.2f%% (%d samples)", m, 100 * accuracy, images))
             } else {
                 log("\(testContainer) was encoded by another encoder than upload \(t.upload.id): no through-the-codec accuracy for it")
             }
@@ -111,7 +111,7 @@ struct CloudTrain: AsyncParsableCommand {
             let accuracy = CloudClassifier.accuracy(t.model, on: raw)
             summary.accuracyRawTest = accuracy
             let heldOut = t.heldOutAccuracy.last.map { String(format: "; held out, restored: %.2f%%", 100 * $0) } ?? ""
-            print(String(format: "m = %d: test accuracy on raw images %.2f%% (%d images%@)", m, 100 * accuracy, raw.count, heldOut))
+            print(String(format: "m = %d: test accuracy on raw data %.2f%% (%d samples%@)", m, 100 * accuracy, raw.count, heldOut))
         }
         if let out { try CDCNN.Checkpoint.save(t.model, to: URL(fileURLWithPath: out), metadata: ["model": t.modelName, "mask": "\(m)"]) }
         if let report {

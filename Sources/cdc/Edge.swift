@@ -133,7 +133,7 @@ struct EdgeTrain: ParsableCommand {
             c.learningRate = lr; c.seed = seed; c.autoencoder = autoencoder
             c.learnedPrior = learnedPrior || rateWeight > 0; c.rateWeight = rateWeight
             if let target = targetBpp {
-                log(String(format: "rate control: calibrating for %.3f bpp on %d images, %d epochs per trial", target,
+                log(String(format: "rate control: calibrating for %.3f bits per position on %d samples, %d epochs per trial", target,
                            min(calibrationSubset, train.count), calibrationEpochs))
                 let (chosen, _) = try RateControl.calibrate(target: target, base: c, calibration: train.prefix(calibrationSubset),
                                                              epochs: calibrationEpochs) { log($0) }
@@ -157,13 +157,13 @@ struct EdgeTrain: ParsableCommand {
         let (mse, acc) = session.evaluate(test)
         print(String(format: "final training loss: L_A %.4f  L_C %.4f  (EC train accuracy %.2f%%)",
                      last.reconstruction, last.classification, 100 * last.ecAccuracy))
-        print(String(format: "test set (%d images, through the codec at %d bits/latent): reconstruction MSE %.4f, EC accuracy %.2f%%",
+        print(String(format: "test set (%d samples, through the codec at %d bits/latent): reconstruction MSE %.4f, EC accuracy %.2f%%",
                      test.count, 5 - c.mask, mse, 100 * acc))
         print(String(format: "time: %.1f s", Date().timeIntervalSince(start)))
         if let out { print("session saved in \(out)") }
         let rate = try RateControl.measure(session, on: test)
-        print(String(format: "coded rate on the test set (%@): %.3f bits per pixel, %.1f bytes per sample (fixed length: %d bpp)",
-                     rate.coding.name, rate.bitsPerPixel, rate.bytesPerSample, 5 - c.mask))
+        print(String(format: "coded rate on the test set (%@): %.3f bits per %@, %.1f bytes per sample (fixed length: %d)",
+                     rate.coding.name, rate.bitsPerPixel, test.positionName, rate.bytesPerSample, 5 - c.mask))
     }
 }
 

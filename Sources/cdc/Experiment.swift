@@ -90,14 +90,16 @@ struct RateAccuracy: ParsableCommand {
         source.audio = try audio.options()
         let train = try source.load(.train), test = try source.load(.test)
         if train.isAudio {
-            c.adaptForAudio(trainClips: train.count, alphaSet: alpha != nil && alpha != "auto", sweepSet: alphaSweep != nil,
-                            validationSet: validation != nil)
+            var given = ExperimentConfig.AudioSettingsGiven()
+            given.alpha = alpha != nil && alpha != "auto"; given.sweep = alphaSweep != nil; given.validation = validation != nil
+            given.edgeEpochs = edgeEpochs != nil; given.classifierEpochs = classifierEpochs != nil
+            c.adaptForAudio(trainClips: train.count, given: given)
             if quick {
-                // The audio smoke run: every clip, one seed, m = 0, 2, 4, α 16 only, short trainings.
-                if masks == nil { c.masks = [0, 2, 4] }
+                // The audio smoke run: every clip, one seed, m = 2 and 4, α 16 only, short trainings.
+                if masks == nil { c.masks = [2, 4] }
                 if alphaSweep == nil { c.alphaSweep = [] }
-                if edgeEpochs == nil { c.edge.epochs = 8 }
-                if classifierEpochs == nil { c.classifier.epochs = 8 }
+                if edgeEpochs == nil { c.edge.epochs = 20 }
+                if classifierEpochs == nil { c.classifier.epochs = 6 }
                 if trainSubset == nil { c.trainSubset = 0 }
                 if testSubset == nil { c.testSubset = 0 }
                 if opusBitrates == nil { c.opusBitrates = [6, 12] }
