@@ -126,3 +126,33 @@ import Testing
     }
 }
 
+
+/// The audio claims of `results.md`: CDC's loss at m = 4, the AE's against CDC's, CDC against Opus.
+@Suite struct AudioClaimTests {
+    func row(_ method: String, _ mask: Int?, _ acc: Float, loss: Float, bpp: Double, kbps: Int? = nil) -> ExperimentRow {
+        ExperimentRow(method: method, mask: mask, alpha: method.hasPrefix("cdc") ? 16 : nil, quality: kbps, seed: 0, bpp: bpp,
+                      bppPayload: bpp, uplinkBytes: 100, rawBytes: 1000, accuracy: acc, accuracyRawTest: acc,
+                      accuracyLoss: loss, seconds: 1)
+    }
+
+    @Test func claimsHoldAndFailOnTheNumbers() {
+        var rows = [row("raw", nil, 0.99, loss: 0, bpp: 16), row("cdc", 4, 0.98, loss: 0.01, bpp: 1.04),
+                    row("cdc-coded", 4, 0.98, loss: 0.01, bpp: 0.5), row("ae", 4, 0.90, loss: 0.09, bpp: 1.04),
+                    row("opus", nil, 0.95, loss: 0.04, bpp: 0.8, kbps: 6), row("opus", nil, 0.99, loss: 0, bpp: 1.6, kbps: 12)]
+        var cs = ExperimentReport.claims(rows, audio: true)
+        #expect(cs.count == 3)
+        // (a) 1 pp ≤ 2; (b) 9 pp ≥ 2 × 1; (c) at 0.8 b/sample coded CDC 98 % ≥ 95 %, but at 1.6 CDC 98 % < Opus 99 %.
+        #expect(cs.map(\.holds) == [true, true, false])
+        rows[5].accuracy = 0.975
+        cs = ExperimentReport.claims(rows, audio: true)
+        #expect(cs[2].holds)
+        rows[1].accuracyLoss = 0.05; rows[2].accuracyLoss = 0.05
+        cs = ExperimentReport.claims(rows, audio: true)
+        #expect(!cs[0].holds && !cs[1].holds)
+        var config = ExperimentConfig()
+        config.sampleRate = 8000
+        let md = ExperimentReport.markdown(rows, config: config)
+        #expect(md.contains("bits/sample (total uplink)") && md.contains("kbit/s") && md.contains("(c) At each Opus rate"))
+        #expect(ExperimentReport.svg(rows, audio: true).contains("bits per audio sample"))
+    }
+}
