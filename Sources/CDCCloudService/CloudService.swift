@@ -221,7 +221,7 @@ public struct CloudService: Sendable {
         let registration = try await store.registration(edge: edge)
         let samples = registration?.samples ?? uploads.last?.spec.samples ?? 0
         let latents = uploads.last.map { $0.spec.latentShape.reduce(1, *) }
-            ?? registration.map { 16 * ($0.height / 4) * ($0.width / 4) } ?? 0
+            ?? registration.map(\.latentsPerSample) ?? 0
         var measured: [Int: Double] = [:]
         for u in uploads where !u.storedParts.isEmpty {
             let storedSamples = u.storedParts.map { u.spec.samples(inPart: $0) }.reduce(0, +)

@@ -38,6 +38,10 @@ public struct EdgeRegistration: Codable, Sendable, Equatable {
         self.dataset = dataset; self.samples = samples; self.channels = channels; self.height = height
         self.width = width; self.classes = classes
     }
+
+    /// Latents per sample of the spec's autoencoders for this geometry: 16 × H/4 × W/4 for
+    /// images, 16 × L/16 = L for audio clips (registered as 1 × 1 × L).
+    public var latentsPerSample: Int { height == 1 && channels == 1 ? 16 * (width / 16) : 16 * (height / 4) * (width / 4) }
 }
 
 /// The cloud's view of one edge.
