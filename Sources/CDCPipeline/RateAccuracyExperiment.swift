@@ -397,9 +397,10 @@ public final class RateAccuracyExperiment {
 
     func add(_ row: ExperimentRow) {
         rows.append(row)
-        log(String(format: "→ %@%@%@: %.3f bpp, accuracy %.2f%% (raw test %.2f%%)%@", row.method,
+        log(String(format: "→ %@%@%@: %.3f %@, accuracy %.2f%% (raw test %.2f%%)%@", row.method,
                    ExperimentReport.nonSpecAutoencoder(row).map { " (\($0))" } ?? "",
-                   row.mask.map { " m=\($0)" } ?? row.quality.map { " q=\($0)" } ?? "", row.bpp,
+                   row.mask.map { " m=\($0)" } ?? row.quality.map { config.sampleRate == nil ? " q=\($0)" : " \($0) kbit/s" } ?? "", row.bpp,
+                   config.sampleRate == nil ? "bpp" : "bits/sample",
                    100 * row.accuracy, 100 * row.accuracyRawTest,
                    row.accuracyValidation.map { $0.isNaN ? "" : String(format: ", validation %.2f%%", 100 * $0) } ?? ""))
         try? write()   // partial results survive a crash
