@@ -315,7 +315,7 @@ public enum ExperimentReport {
         let sweep = rows.filter { $0.method == "cdc" && $0.mask == config.alphaSweepMask && $0.seed == config.seeds.first }
         if sweep.count > 1 {
             s += "\n### α sweep (m = \(config.alphaSweepMask), seed \(config.seeds.first ?? 0))\n\n"
-            s += "| α | validation accuracy | test accuracy | accuracy on raw test images |\n| ---: | ---: | ---: | ---: |\n"
+            s += "| α | validation accuracy | test accuracy | accuracy on raw test \(audio ? "clips" : "images") |\n| ---: | ---: | ---: | ---: |\n"
             for r in sweep.sorted(by: { ($0.alpha ?? 0) < ($1.alpha ?? 0) }) {
                 s += String(format: "| %g | %@ | %.2f%% | %.2f%% |\n", r.alpha ?? 0,
                             r.accuracyValidation.map { String(format: "%.2f%%", 100 * $0) } ?? "", 100 * r.accuracy, 100 * r.accuracyRawTest)

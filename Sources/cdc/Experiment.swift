@@ -95,8 +95,8 @@ struct RateAccuracy: ParsableCommand {
             given.edgeEpochs = edgeEpochs != nil; given.classifierEpochs = classifierEpochs != nil
             c.adaptForAudio(trainClips: train.count, given: given)
             if quick {
-                // The audio smoke run: every clip, one seed, m = 2 and 4, α 16 only, short trainings.
-                if masks == nil { c.masks = [2, 4] }
+                // The audio smoke run: every clip, one seed, m = 4, α 16 only, short trainings.
+                if masks == nil { c.masks = [4] }
                 if alphaSweep == nil { c.alphaSweep = [] }
                 if edgeEpochs == nil { c.edge.epochs = 20 }
                 if classifierEpochs == nil { c.classifier.epochs = 6 }
