@@ -28,7 +28,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 audio=${AUDIO:-0}
 if [ "$audio" != 0 ]; then
-  : "${SUBSET:=0}" "${TEST_SUBSET:=0}" "${EDGE_EPOCHS:=40}" "${CLOUD_EPOCHS:=12}" "${BUDGET:=20}" "${RATE_WEIGHT:=0}"
+  : "${SUBSET:=0}" "${TEST_SUBSET:=0}" "${EDGE_EPOCHS:=40}" "${CLOUD_EPOCHS:=12}" "${BUDGET:=40}" "${RATE_WEIGHT:=0}"
   : "${RETUNE_EPOCHS:=5}" "${UPLINK:=0.5}"
 fi
 if [ "${FULL:-0}" != 0 ]; then
