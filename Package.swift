@@ -67,6 +67,10 @@ let package = Package(
         // The CDC pipeline: edge training sessions, compression, restoration, cloud training,
         // the rate–accuracy experiment.
         .target(name: "CDCPipeline", dependencies: ["CDCModels", "CDCData", "CDCCodec", "CDCEntropy", "CDCImageCodecs", "CDCAudioCodecs", "CDCSafetensors", "CDCFileIO"]),
+        // Co-inference: split points of the cloud classifiers, BottleNet++, DISC-like feature
+        // compression, the partition search and the harness that measures every system on real
+        // coded bytes.
+        .target(name: "CDCCoInference", dependencies: ["CDCPipeline", "CDCWire", "CDCEntropy", "CDCImageCodecs", "CZlib"]),
         // What edge and cloud agree on over HTTP: the API's messages, content hashes (SHA-256),
         // the mask policy.
         .target(name: "CDCWire", dependencies: ["CDCCodec"], swiftSettings: optimizedInDebug),
@@ -94,7 +98,7 @@ let package = Package(
         // The timed steps of `cdc bench` (the PyTorch reference's protocol) and `cdc profile`.
         .target(name: "CDCBenchmark", dependencies: ["CDCModels", "CDCPipeline", "CDCData", "CDCCodec", "CDCNN", "CDCTensor"]),
         .executableTarget(name: "cdc", dependencies: [
-            "CDCBenchmark",
+            "CDCBenchmark", "CDCCoInference",
             "CDCEdgeAgent", "CDCCloudTrainer", "CDCFileIO",
             "CDCPipeline",
             "CDCModels", "CDCData", "CDCCodec", "CDCImageCodecs",
@@ -122,6 +126,7 @@ let package = Package(
             "CDCEdgeClient", .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
+        .testTarget(name: "CDCCoInferenceTests", dependencies: ["CDCCoInference", "CDCPipeline", "CDCData"]),
         .testTarget(name: "CDCModelsTests", dependencies: ["CDCModels", "CDCData"],
                     resources: [.copy("Fixtures")]),
     ],

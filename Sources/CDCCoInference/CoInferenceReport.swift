@@ -1,0 +1,260 @@
+import CDCFileIO
+import Foundation
+
+/// The files of `cdc experiment co-inference`: `results.csv` (test rows), `search.csv` (the
+/// DISC-like grid on validation images), `results.md`, `plot.svg` (accuracy against bits per
+/// sample, every system), `channel.svg` (BottleNet++ accuracy against SNR and erasure
+/// probability) and `timings.json`.
+public enum CoInferenceReport {
+    static let columns = ["system", "split", "config", "channel", "bits_per_sample", "one_off_bytes", "accuracy",
+                          "accuracy_loss", "device_ms", "server_ms", "seed", "bits_per_pixel", "samples", "feature_values",
+                          "train_channel"]
+
+    public static func csv(_ rows: [CoInferenceRow]) -> String {
+        var s = columns.joined(separator: ",") + "\n"
+        for r in rows {
+            let fields: [String] = [r.system, r.split, r.config, r.channel, String(format: "%.2f", r.bitsPerSample), "\(r.oneOffBytes)",
+                                    String(format: "%.4f", r.accuracy), String(format: "%.4f", r.accuracyLoss),
+                                    String(format: "%.4f", r.deviceMs), String(format: "%.4f", r.serverMs), "\(r.seed)",
+                                    String(format: "%.6f", r.bitsPerPixel), "\(r.samples)", r.featureValues.map(String.init) ?? "",
+                                    r.trainChannel ?? ""]
+            s += fields.map { $0.contains(",") ? "\"\($0)\"" : $0 }.joined(separator: ",") + "\n"
+        }
+        return s
+    }
+
+    /// Rows of a `results.csv` or `search.csv` written by ``csv(_:)``.
+    public static func rows(fromCSV text: String) throws -> [CoInferenceRow] {
+        var lines = text.split(separator: "\n").map(String.init)
+        guard !lines.isEmpty else { return [] }
+        let header = lines.removeFirst().split(separator: ",").map(String.init)
+        guard header == columns else { throw SplitError("not a co-inference results file (columns \(header))") }
+        return try lines.map { line in
+            let f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            guard f.count == columns.count, let bits = Double(f[4]), let oneOff = Int(f[5]), let acc = Float(f[6]),
+                  let loss = Float(f[7]), let dev = Double(f[8]), let srv = Double(f[9]), let seed = UInt64(f[10]),
+                  let bpp = Double(f[11]), let n = Int(f[12]) else {
+                throw SplitError("a malformed co-inference row: \(line)")
+            }
+            return CoInferenceRow(system: f[0], split: f[1], config: f[2], channel: f[3], bitsPerSample: bits, bitsPerPixel: bpp,
+                                  oneOffBytes: oneOff, accuracy: acc, accuracyLoss: loss, deviceMs: dev, serverMs: srv, seed: seed,
+                                  samples: n, featureValues: Int(f[13]), trainChannel: f[14].isEmpty ? nil : f[14])
+        }
+    }
+
+    /// The raw row's accuracy (the reference of every loss).
+    static func rawAccuracy(_ rows: [CoInferenceRow]) -> Float? { rows.first { $0.system == "raw" }?.accuracy }
+
+    static func pct(_ v: Float) -> String { String(format: "%.2f%%", 100 * v) }
+
+    public static func markdown(_ rows: [CoInferenceRow], searchRows: [CoInferenceRow], config: CoInferenceConfig) -> String {
+        let raw = rawAccuracy(rows)
+        let rawBits = rows.first { $0.system == "raw" }?.bitsPerSample
+        var s = "# Co-inference: every system on real coded bytes\n\n"
+        s += "Written by `cdc experiment co-inference`. Classifiers trained on \(config.trainSubset == 0 ? "all" : "\(config.trainSubset)") training images"
+        s += " (\(config.classifier.epochs) epochs), seed \(config.seed); every row measured on the same \(rows.first?.samples ?? 0) test images. "
+        s += "Bits per sample are 8 × the real payload bytes of each sample coded on its own (rANS, zlib, JPEG scans, WebP bitstreams), "
+        s += "never an estimate; one-off bytes (decoders, histograms, JPEG tables) are counted apart. Device and server times are "
+        s += "per sample, measured in batches of 250 on this machine (2 cores). Losses are against the raw-data classifier (`raw`).\n\n"
+        s += "| system | split | config | channel | bits/sample | bpp | one-off bytes | accuracy | loss (pp) | device ms | server ms |\n"
+        s += "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        for r in rows {
+            s += "| \(r.system) | \(r.split) | \(r.config) | \(r.channel)\(r.trainChannel.map { " (trained \($0))" } ?? "") | "
+            s += String(format: "%.0f | %.3f | %d | %@ | %.2f | %.3f | %.3f |\n", r.bitsPerSample, r.bitsPerPixel, r.oneOffBytes,
+                        pct(r.accuracy), 100 * r.accuracyLoss, r.deviceMs, r.serverMs)
+        }
+        // Matched rates: per system, the most accurate row at or below each budget (noiseless channels).
+        s += "\n## Matched rates\n\nThe most accurate row of each system at or below the budget (noiseless channel; 10 % slack).\n\n"
+        let positions = rows.first.map { $0.bitsPerSample / max($0.bitsPerPixel, 1e-9) } ?? 784
+        s += "| system | ≤ \(Int(positions)) bits (1 bpp) | ≤ \(Int(2 * positions)) bits (2 bpp) |\n|---|---|---|\n"
+        for system in orderedSystems(rows) where system != "raw" {
+            let cells = [1.0, 2.0].map { bpp -> String in
+                let fit = rows.filter { $0.system == system && $0.channel == "none" && $0.bitsPerSample <= bpp * positions * 1.1 }
+                guard let best = fit.max(by: { $0.accuracy < $1.accuracy }) else { return "—" }
+                return String(format: "%@ at %.0f bits (%@ %@)", pct(best.accuracy), best.bitsPerSample, best.split, best.config)
+            }
+            s += "| \(system) | \(cells[0]) | \(cells[1]) |\n"
+        }
+        s += "\n## The papers' claims against these numbers\n\n"
+        s += claims(rows, raw: raw, rawBits: rawBits, maxLoss: config.maxLoss).map { "- \($0)" }.joined(separator: "\n") + "\n"
+        s += searchSection(searchRows, rows: rows, config: config)
+        return s
+    }
+
+    static func orderedSystems(_ rows: [CoInferenceRow]) -> [String] {
+        var seen: [String] = []
+        for r in rows where !seen.contains(r.system) { seen.append(r.system) }
+        return seen
+    }
+
+    /// Each paper's headline claim, said against our rows: holds or not, with numbers.
+    static func claims(_ rows: [CoInferenceRow], raw: Float?, rawBits: Double?, maxLoss: Float) -> [String] {
+        guard let raw, let rawBits else { return ["no raw row: nothing to compare against"] }
+        var out: [String] = []
+        // CDC: 14.9× less bandwidth than raw data at ≤ 1.06 pp loss.
+        if let best = rows.filter({ $0.system == "cdc" && raw - $0.accuracy <= 0.0106 }).min(by: { $0.bitsPerSample < $1.bitsPerSample }) {
+            out.append(String(format: "CDC (14.9× less than raw at ≤ 1.06 pp loss): %.1f× at %.2f pp (%@) — %@.", rawBits / best.bitsPerSample,
+                              100 * (raw - best.accuracy), best.config, rawBits / best.bitsPerSample >= 14.9 ? "holds" : "holds only at a smaller ratio"))
+        } else if let best = rows.filter({ $0.system == "cdc" }).max(by: { $0.accuracy < $1.accuracy }) {
+            out.append(String(format: "CDC (14.9× less than raw at ≤ 1.06 pp loss): does not hold here — its best row loses %.2f pp at %.1f× (%@).",
+                              100 * (raw - best.accuracy), rawBits / best.bitsPerSample, best.config))
+        }
+        // BottleNet++: ≤ 256× bit compression against 32-bit features with < 2 % accuracy drop.
+        for r in rows where r.system.hasPrefix("bottlenet++") && r.channel == "none" || (r.system == "bottlenet++" && r.channel == r.trainChannel) {
+            guard let values = r.featureValues else { continue }
+            let vsFeature = Double(values * 32) / r.bitsPerSample, vsImage = rawBits / r.bitsPerSample
+            out.append(String(format: "BottleNet++ %@ %@ %@ (paper: up to 256× against 32-bit features, < 2 %% drop): %.0f× against the fp32 feature, "
+                              + "but %.1f× against the 8-bit image; loss %.2f pp — %@.", r.system == "bottlenet++" ? "" : "(rANS)", r.split, r.config,
+                              vsFeature, vsImage, 100 * (raw - r.accuracy), raw - r.accuracy < 0.02 ? "the drop holds" : "the drop does not hold"))
+        }
+        // DISC: > 98 % data-size reduction with < 1 % accuracy loss.
+        let disc = rows.filter { $0.system == "disc-like" && raw - $0.accuracy < 0.01 }
+        if let best = disc.min(by: { $0.bitsPerSample < $1.bitsPerSample }), let values = best.featureValues {
+            let red = 1 - best.bitsPerSample / Double(values * 32)
+            out.append(String(format: "DISC (> 98 %% smaller than the features at < 1 %% loss), our DISC-like codec: %.2f %% smaller than the fp32 feature "
+                              + "at %@ (%@), loss %.2f pp — %@; against the 8-bit image it is %.2f× %@.", 100 * red, best.split, best.config,
+                              100 * (raw - best.accuracy), red > 0.98 ? "holds" : "does not hold", rawBits / best.bitsPerSample,
+                              best.bitsPerSample < rawBits ? "smaller" : "larger (⁻¹)"))
+        } else {
+            out.append("DISC (> 98 % reduction at < 1 % loss): no DISC-like test row within 1 pp.")
+        }
+        return out
+    }
+
+    /// The partition search: the chosen points per objective and the frontier on validation images.
+    static func searchSection(_ search: [CoInferenceRow], rows: [CoInferenceRow], config: CoInferenceConfig) -> String {
+        let disc = search.filter { $0.system == "disc-like" }
+        guard !disc.isEmpty else { return "" }
+        var s = "\n## DISC-like partition search (validation images)\n\n"
+        s += "Grid: splits \(config.discSplits.joined(separator: ", ")) × τ \(config.discTaus.map { String(format: "%g", $0) }.joined(separator: ", "))"
+        s += " × b \(config.discBits.map(String.init).joined(separator: ", ")) (\(disc.count) points, `search.csv`). The reference is the raw classifier on the "
+        s += "same validation images; the bound is \(String(format: "%g", 100 * config.maxLoss)) pp. Latency = device ms + bits / bandwidth + server ms "
+        s += "per sample (one request at a time).\n\n"
+        // The reference accuracy on validation: the best input-less point is unknown; use the 8-bit S-point at tau 0 if present.
+        let reference = disc.filter { $0.config.hasPrefix("tau=0.0 b=8") }.map(\.accuracy).max() ?? disc.map(\.accuracy).max() ?? 0
+        s += String(format: "Reference (b = 8, τ = 0, best split) on validation: %@.\n\n", pct(reference))
+        s += "| objective | split | config | bits/sample | validation accuracy | latency ms |\n|---|---|---|---:|---:|---:|\n"
+        if let b = PartitionSearch.fewestBits(disc, reference: reference, maxLoss: config.maxLoss) {
+            s += String(format: "| fewest bits | %@ | %@ | %.0f | %@ | — |\n", b.split, b.config, b.bitsPerSample, pct(b.accuracy))
+        }
+        for bw in config.bandwidths {
+            if let b = PartitionSearch.lowestLatency(disc, bitsPerSecond: bw, reference: reference, maxLoss: config.maxLoss) {
+                s += String(format: "| lowest latency at %g Mbit/s | %@ | %@ | %.0f | %@ | %.3f |\n", bw / 1e6, b.split, b.config,
+                            b.bitsPerSample, pct(b.accuracy), b.latencyMs(bitsPerSecond: bw))
+            }
+        }
+        s += "\nBits frontier (no point has fewer bits and more accuracy):\n\n| split | config | bits/sample | validation accuracy |\n|---|---|---:|---:|\n"
+        for r in PartitionSearch.bitsFrontier(disc) {
+            s += String(format: "| %@ | %@ | %.0f | %@ |\n", r.split, r.config, r.bitsPerSample, pct(r.accuracy))
+        }
+        return s
+    }
+
+    static let palette = ["raw": "#444444", "jpeg": "#2ca02c", "webp": "#9467bd", "cdc": "#d62728", "disc-like": "#1f77b4",
+                          "disc-like-zlib": "#17becf", "bottlenet++": "#ff7f0e", "bottlenet++-coded": "#8c564b"]
+
+    /// Accuracy against bits per sample (log scale), one colour per system; noiseless channels.
+    public static func svg(_ rows: [CoInferenceRow]) -> String {
+        let series = orderedSystems(rows).map { system -> LinePlot.Series in
+            let pts = rows.filter { $0.system == system && $0.channel == "none" }.sorted { $0.bitsPerSample < $1.bitsPerSample }
+            return LinePlot.Series(name: system, color: palette[system] ?? "black", points: pts.map { ($0.bitsPerSample, Double($0.accuracy)) },
+                                   connect: false)
+        }
+        return LinePlot.svg(series, xLabel: "bits per sample (payload, log scale)", yLabel: "test accuracy", logX: true)
+    }
+
+    /// BottleNet++ accuracy against the test channel: SNR (dB, AWGN) and erasure probability (BEC).
+    public static func channelSVG(_ rows: [CoInferenceRow]) -> String {
+        var series: [LinePlot.Series] = []
+        let colors = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+        let bn = rows.filter { $0.system == "bottlenet++" && $0.trainChannel != nil }
+        var keys: [String] = []
+        for r in bn where !keys.contains("\(r.split) \(r.config) \(r.trainChannel!)") { keys.append("\(r.split) \(r.config) \(r.trainChannel!)") }
+        for (i, key) in keys.enumerated() {
+            let pts = bn.filter { "\($0.split) \($0.config) \($0.trainChannel!)" == key }.compactMap { r -> (Double, Double)? in
+                guard let x = channelAxis(r.channel) else { return nil }
+                return (x, Double(r.accuracy))
+            }.sorted { $0.0 < $1.0 }
+            series.append(.init(name: key, color: colors[i % colors.count], points: pts, connect: true))
+        }
+        return LinePlot.svg(series, xLabel: "test channel: SNR in dB (AWGN, 20·log10(1/σ); 40 = noiseless) / −log10 p (BEC)",
+                            yLabel: "test accuracy", logX: false)
+    }
+
+    /// The x position of a test channel: AWGN SNR in dB, BEC −log10 p; noiseless at 40.
+    static func channelAxis(_ channel: String) -> Double? {
+        if channel == "none" { return 40 }
+        let parts = channel.split(separator: "=")
+        guard parts.count == 2, let v = Double(parts[1]) else { return nil }
+        if channel.hasPrefix("awgn") { return v > 0 ? 20 * log10(1 / v) : 40 }
+        if channel.hasPrefix("bec") { return v > 0 ? -log10(v) : 40 }
+        return nil
+    }
+
+    /// Writes every file (each atomically); losses are measured against the raw row first.
+    public static func write(rows: [CoInferenceRow], searchRows: [CoInferenceRow], config: CoInferenceConfig,
+                             timings: [String: Double], to dir: URL) throws {
+        var rows = rows
+        if let raw = rawAccuracy(rows) { for i in rows.indices { rows[i].accuracyLoss = raw - rows[i].accuracy } }
+        try DurableFile.write(Data(csv(rows).utf8), to: dir.appendingPathComponent("results.csv"))
+        try DurableFile.write(Data(csv(searchRows).utf8), to: dir.appendingPathComponent("search.csv"))
+        try DurableFile.write(Data(markdown(rows, searchRows: searchRows, config: config).utf8), to: dir.appendingPathComponent("results.md"))
+        try DurableFile.write(Data(svg(rows).utf8), to: dir.appendingPathComponent("plot.svg"))
+        try DurableFile.write(Data(channelSVG(rows).utf8), to: dir.appendingPathComponent("channel.svg"))
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        struct Meta: Encodable { var config: CoInferenceConfig; var phaseSeconds: [String: Double] }
+        try DurableFile.write(enc.encode(Meta(config: config, phaseSeconds: timings)), to: dir.appendingPathComponent("timings.json"))
+    }
+}
+
+/// A small SVG line/scatter plot: series of (x, y) points, y a fraction shown in percent.
+public enum LinePlot {
+    public struct Series {
+        public var name: String, color: String, points: [(Double, Double)], connect: Bool
+        public init(name: String, color: String, points: [(Double, Double)], connect: Bool) {
+            self.name = name; self.color = color; self.points = points; self.connect = connect
+        }
+    }
+
+    public static func svg(_ series: [Series], xLabel: String, yLabel: String, logX: Bool) -> String {
+        let w = 760.0, h = 440.0, left = 60.0, right = 230.0, top = 20.0, bottom = 50.0
+        let all = series.flatMap(\.points)
+        func fx(_ v: Double) -> Double { logX ? log2(max(v, 1e-9)) : v }
+        let xs = all.map { fx($0.0) }, ys = all.map(\.1)
+        let x0 = (xs.min() ?? 0) - 0.3, x1 = (xs.max() ?? 1) + 0.3
+        let y0 = max(0, (ys.min() ?? 0) - 0.02), y1 = min(1, (ys.max() ?? 1) + 0.02)
+        func px(_ v: Double) -> Double { left + (fx(v) - x0) / max(x1 - x0, 1e-9) * (w - left - right) }
+        func py(_ v: Double) -> Double { top + (1 - (v - y0) / max(y1 - y0, 1e-9)) * (h - top - bottom) }
+        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" font-family=\"sans-serif\" font-size=\"12\">\n"
+        s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+        s += "<line x1=\"\(left)\" y1=\"\(h - bottom)\" x2=\"\(w - right)\" y2=\"\(h - bottom)\" stroke=\"black\"/>\n"
+        s += "<line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(h - bottom)\" stroke=\"black\"/>\n"
+        // Ticks: powers of two on a log axis, else five even steps.
+        let ticks: [Double] = logX ? Array(Int(ceil(x0))...max(Int(ceil(x0)), Int(floor(x1)))).map { pow(2, Double($0)) }
+                                   : (0...5).map { x0 + (x1 - x0) * Double($0) / 5 }
+        for t in ticks {
+            let x = px(t)
+            s += "<line x1=\"\(x)\" y1=\"\(h - bottom)\" x2=\"\(x)\" y2=\"\(h - bottom + 5)\" stroke=\"black\"/>"
+            s += "<text x=\"\(x)\" y=\"\(h - bottom + 18)\" text-anchor=\"middle\">\(String(format: "%g", logX ? t : (t * 10).rounded() / 10))</text>\n"
+        }
+        for i in 0...4 {
+            let v = y0 + (y1 - y0) * Double(i) / 4, y = py(v)
+            s += "<line x1=\"\(left - 5)\" y1=\"\(y)\" x2=\"\(left)\" y2=\"\(y)\" stroke=\"black\"/>"
+            s += "<text x=\"\(left - 8)\" y=\"\(y + 4)\" text-anchor=\"end\">\(String(format: "%.1f%%", 100 * v))</text>\n"
+        }
+        s += "<text x=\"\((left + w - right) / 2)\" y=\"\(h - 12)\" text-anchor=\"middle\">\(xLabel)</text>\n"
+        s += "<text x=\"15\" y=\"\((top + h - bottom) / 2)\" transform=\"rotate(-90 15 \((top + h - bottom) / 2))\" text-anchor=\"middle\">\(yLabel)</text>\n"
+        var legendY = top + 10
+        for sr in series where !sr.points.isEmpty {
+            if sr.connect && sr.points.count > 1 {
+                s += "<polyline points=\"\(sr.points.map { "\(px($0.0)),\(py($0.1))" }.joined(separator: " "))\" fill=\"none\" stroke=\"\(sr.color)\" stroke-width=\"1.5\"/>\n"
+            }
+            for p in sr.points { s += "<circle cx=\"\(px(p.0))\" cy=\"\(py(p.1))\" r=\"3.5\" fill=\"\(sr.color)\"/>\n" }
+            s += "<rect x=\"\(w - right + 15)\" y=\"\(legendY - 9)\" width=\"10\" height=\"10\" fill=\"\(sr.color)\"/>"
+            s += "<text x=\"\(w - right + 30)\" y=\"\(legendY)\">\(sr.name)</text>\n"
+            legendY += 18
+        }
+        return s + "</svg>\n"
+    }
+}
