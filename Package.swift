@@ -91,7 +91,7 @@ let package = Package(
         ]),
         // The edge's loop as a library: train or resume stage 1, compress, upload, follow mask
         // requests, retune.
-        .target(name: "CDCEdgeAgent", dependencies: ["CDCPipeline", "CDCEdgeClient", "CDCWire", "CDCCodec", "CDCData"]),
+        .target(name: "CDCEdgeAgent", dependencies: ["CDCPipeline", "CDCEdgeClient", "CDCWire", "CDCCodec", "CDCData", "CDCCoInference"]),
         // The cloud's loop as a library: restore uploads from any UploadStore, train, detect
         // convergence, write progress for the mask policy.
         .target(name: "CDCCloudTrainer", dependencies: ["CDCPipeline", "CDCStore", "CDCWire", "CDCCodec", "CDCData", "CDCNN"]),

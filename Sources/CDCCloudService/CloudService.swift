@@ -21,7 +21,8 @@ public struct CloudRequestContext: RequestContext {
 }
 
 /// The cloud's HTTP service (Hummingbird 2): registration, uploads of parts and decoders into
-/// the store, bandwidth reports and the mask policy's requests, and `/metrics`.
+/// the store, bandwidth reports and the mask policy's requests, co-inference (when it has an
+/// ``InferenceBackend``), and `/metrics`.
 ///
 /// ```swift
 /// let store = try await SQLiteUploadStore.open(path: "cloud.db")
@@ -36,12 +37,18 @@ public struct CloudService: Sendable {
     /// SHA-256 (hex) of the operator's credential for `/metrics` (every edge's series); nil: none.
     /// An edge's own token reads only that edge's series.
     public let metricsTokenSHA256: String?
+    /// What serves `/v1/infer`; nil: no co-inference (the catalog is empty, batches are 404).
+    public let inference: (any InferenceBackend)?
+    /// Largest co-inference batch body accepted (bytes).
+    public let maxInferenceBytes: Int
     public let metrics = ServiceMetrics()
 
     public init(store: any UploadStore, policy: MaskPolicy, maxPartBytes: Int = API.defaultMaxPartBytes,
-                maxDecoderBytes: Int = API.defaultMaxDecoderBytes, metricsToken: String? = nil) {
+                maxDecoderBytes: Int = API.defaultMaxDecoderBytes, metricsToken: String? = nil,
+                inference: (any InferenceBackend)? = nil, maxInferenceBytes: Int = API.defaultMaxInferenceBytes) {
         self.store = store; self.policy = policy; self.maxPartBytes = maxPartBytes; self.maxDecoderBytes = maxDecoderBytes
         self.metricsTokenSHA256 = metricsToken.flatMap { $0.isEmpty ? nil : SHA256.hex(Array($0.utf8)) }
+        self.inference = inference; self.maxInferenceBytes = maxInferenceBytes
     }
 
     /// A new random edge credential: 32 bytes as 64 hex digits.
@@ -166,6 +173,37 @@ public struct CloudService: Sendable {
         }
         v1.get("mask") { _, context -> Response in
             try self.reply(try await self.maskRequest(edge: context.edge!))
+        }
+        v1.get("infer") { _, _ -> Response in
+            try self.reply(await self.inference?.catalog ?? [])
+        }
+        // Co-inference: nothing is stored; the batch is decoded, classified and answered.
+        v1.post("infer") { request, context -> Response in
+            guard let key = request.uri.queryParameters.get("system"), !key.isEmpty else {
+                throw HTTPError(.badRequest, message: "the query parameter `system` (a key of GET /v1/infer, percent-encoded) is required")
+            }
+            guard let backend = self.inference else {
+                throw HTTPError(.notFound, message: "this cloud serves no co-inference models (start `cdc cloud serve` with `--inference DIR`)")
+            }
+            let body = try await self.body(request, limit: self.maxInferenceBytes)
+            let payloads: [[UInt8]]
+            do { payloads = try InferenceBatch.decode(body) } catch {
+                throw HTTPError(.badRequest, message: "\(error)")
+            }
+            let reply: InferenceReply
+            do { reply = try await backend.classify(system: key, payloads: payloads) } catch let error as InferenceError {
+                switch error {
+                case .unknownSystem(let key):
+                    throw HTTPError(.notFound, message: "no co-inference system \"\(key)\" here; GET /v1/infer lists the systems this cloud serves")
+                case .badPayload(let message): throw HTTPError(.badRequest, message: message)
+                }
+            }
+            // A backend's inconsistent answer is its bug: a 500 (logged), not scores to trust.
+            guard reply.count == payloads.count, reply.problem == nil else {
+                throw WireError("the co-inference backend answered \(payloads.count) samples of \(key) with \(reply.problem ?? "\(reply.count) rows")")
+            }
+            await self.metrics.inferred(edge: context.edge!, samples: payloads.count, bytes: body.count)
+            return try self.reply(reply)
         }
     }
 

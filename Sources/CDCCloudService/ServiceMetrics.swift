@@ -19,6 +19,9 @@ public actor ServiceMetrics {
         var decodersStored = 0
         var retries = 0
         var requestedMask: Int?
+        var inferenceRequests = 0
+        var inferenceSamples = 0
+        var inferenceBytes = 0
     }
     private var edges: [String: Counters] = [:]
     private var unauthorizedCount = 0
@@ -37,6 +40,11 @@ public actor ServiceMetrics {
     func retried(edge: String, _ n: Int) { edges[edge, default: Counters()].retries += n }
     func requested(edge: String, mask: Int?) { edges[edge, default: Counters()].requestedMask = mask }
     func unauthorized() { unauthorizedCount += 1 }
+    func inferred(edge: String, samples: Int, bytes: Int) {
+        edges[edge, default: Counters()].inferenceRequests += 1
+        edges[edge, default: Counters()].inferenceSamples += samples
+        edges[edge, default: Counters()].inferenceBytes += bytes
+    }
 
     /// Bytes of part and decoder bodies received from `edge` since start (duplicates included).
     public func bytesReceived(edge: String) -> Int { edges[edge]?.bytesReceived ?? 0 }
@@ -57,6 +65,11 @@ public actor ServiceMetrics {
         family("cdc_parts_duplicate_total", "counter", "Parts received again after they were stored (acknowledged, not stored twice).",
                counter(\.partsDuplicate))
         family("cdc_upload_retries_total", "counter", "Failed transfer attempts the edge reported and retried.", counter(\.retries))
+        family("cdc_inference_requests_total", "counter", "Co-inference batches classified since the service started.",
+               counter(\.inferenceRequests))
+        family("cdc_inference_samples_total", "counter", "Samples of the co-inference batches classified.", counter(\.inferenceSamples))
+        family("cdc_inference_bytes_total", "counter", "Bytes of the co-inference batches classified (framing included).",
+               counter(\.inferenceBytes))
         family("cdc_stored_bytes", "gauge", "Bytes of parts in the store.", gauges.map { ($0.key, Double($0.value.storedBytes)) })
         family("cdc_stored_parts", "gauge", "Parts in the store.", gauges.map { ($0.key, Double($0.value.storedParts)) })
         family("cdc_current_mask", "gauge", "The clearest mask m of a complete upload in the store (-1: none).",

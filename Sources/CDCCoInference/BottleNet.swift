@@ -572,8 +572,8 @@ public final class BottleNetTrainer {
                 let r = try step(x, labels: y, phase: phase)
                 loss += r.loss; correct += r.correct; seen += y.count
                 progress?(epoch + 1, i + 1, batches.count,
-                          String(format: "%@ loss %.3f  acc %.1f%%", phase.description, loss / Float(i + 1),
-                                 100 * Float(correct) / Float(max(seen, 1))))
+                          "\(phase) " + String(format: "loss %.3f  acc %.1f%%", loss / Float(i + 1),
+                                                  100 * Float(correct) / Float(max(seen, 1))))
             }
         }
         model.eval()
@@ -644,7 +644,8 @@ public final class BottleNetSystem: CoInferenceSystem {
 
     /// The rANS-coded system (`bottlenet++-coded`), its histogram measured on the codes of the
     /// `calibration` samples (`[n] + sampleShape`, e.g. training images) with the noise plane at
-    /// `testChannel`'s level.
+    /// `testChannel`'s level. Changing ``testChannel`` later keeps this histogram (codes it did
+    /// not see are still coded, as escapes, at a few more bits).
     public init(model: BottleNet, calibration: Tensor, testChannel: BottleNetChannel = .noiseless,
                 noiseSeed: UInt64 = 20_200_414) throws {
         self.model = model; self.testChannel = testChannel; self.noiseSeed = noiseSeed

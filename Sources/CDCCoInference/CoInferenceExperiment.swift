@@ -32,29 +32,33 @@ public struct CoInferenceConfig: Codable, Sendable {
     /// Uplink bandwidths (bits per second) at which the lowest-latency point is chosen.
     public var bandwidths: [Double] = [2e6, 20e6]
     /// BottleNet++ configurations: split, code channels C′, training channel (`none`,
-    /// `awgn:0.1` = σmax, `bec:0.01` = pmax).
+    /// `awgn=0.1` = σmax, `bec=0.01` = pmax).
     public var bottlenet: [BottleNetSpec] = [
-        .init(split: "S2", codeChannels: 2, channel: "bec:0.01"), .init(split: "S2", codeChannels: 4, channel: "bec:0.01"),
-        .init(split: "S2", codeChannels: 8, channel: "bec:0.01"), .init(split: "S2", codeChannels: 4, channel: "awgn:0.1"),
-        .init(split: "S3", codeChannels: 8, channel: "bec:0.01"),
+        .init(split: "S2", codeChannels: 2, channel: "bec=0.01"), .init(split: "S2", codeChannels: 4, channel: "bec=0.01"),
+        .init(split: "S2", codeChannels: 8, channel: "bec=0.01"), .init(split: "S2", codeChannels: 4, channel: "awgn=0.1"),
+        .init(split: "S3", codeChannels: 8, channel: "bec=0.01"),
     ]
     public var bottlenetPhase2Epochs = 2, bottlenetPhase3Epochs = 1
     /// Test channels of the BottleNet++ robustness curves.
     public var testSigmas: [Float] = [0, 0.05, 0.1, 0.2, 0.3, 0.5]
     public var testErasures: [Float] = [0, 0.001, 0.01, 0.05, 0.1]
+    /// Test images of the channel curves (0 = all): each level is a full forward pass.
+    public var channelTestSubset = 2000
 
     public init() {
         classifier.epochs = 6
     }
 
-    /// Minutes on 2 cores: small subsets, short training, a reduced grid.
+    /// Minutes on 2 cores: small subsets (3000 training, 1000 test images), short training
+    /// (4 classifier epochs), a reduced grid, one BottleNet++ configuration.
     public static var quick: CoInferenceConfig {
         var c = CoInferenceConfig()
         c.trainSubset = 3000; c.validation = 500; c.calibration = 500; c.testSubset = 1000
-        c.classifier.epochs = 2
-        c.cdcMasks = [4]; c.edgeEpochs = 3
+        c.classifier.epochs = 4
+        c.cdcMasks = [4]; c.edgeEpochs = 4
+        c.channelTestSubset = 500
         c.discSplits = ["S1", "S2", "S3", "G"]; c.discTaus = [0, 0.05]; c.discBits = [1, 2, 4, 8]
-        c.bottlenet = [.init(split: "S2", codeChannels: 4, channel: "bec:0.01")]
+        c.bottlenet = [.init(split: "S2", codeChannels: 4, channel: "bec=0.01")]
         c.bottlenetPhase2Epochs = 1; c.bottlenetPhase3Epochs = 0
         c.testSigmas = [0, 0.1, 0.3]; c.testErasures = [0, 0.01, 0.1]
         return c
@@ -64,11 +68,24 @@ public struct CoInferenceConfig: Codable, Sendable {
 /// One BottleNet++ configuration of the experiment.
 public struct BottleNetSpec: Codable, Sendable, Hashable {
     public var split: String, codeChannels: Int
-    /// `none`, `awgn:σmax` or `bec:pmax`.
+    /// `none`, `awgn=σmax` or `bec=pmax`.
     public var channel: String
     public init(split: String, codeChannels: Int, channel: String) {
         self.split = split; self.codeChannels = codeChannels; self.channel = channel
     }
+
+    /// The training channel's kind and level (`none` → level 0).
+    public var channelKind: (kind: String, level: Float)? { Self.parse(channel) }
+
+    static func parse(_ channel: String) -> (kind: String, level: Float)? {
+        if channel == "none" { return ("none", 0) }
+        let f = channel.split(separator: "=")
+        guard f.count == 2, ["awgn", "bec"].contains(String(f[0])), let v = Float(f[1]), v >= 0, f[0] == "awgn" || v <= 1 else { return nil }
+        return (String(f[0]), v)
+    }
+
+    /// Whether `channel` is `none`, `awgn=σ` (σ ≥ 0) or `bec=p` (0 ≤ p ≤ 1).
+    public static func channelIsValid(_ channel: String) -> Bool { parse(channel) != nil }
 }
 
 /// `cdc experiment co-inference`: trains what each system needs (once; models cached in
@@ -229,7 +246,12 @@ public final class CoInferenceExperiment {
     func discRows(raw: Module, calibration: LabelledDataset, validation: LabelledDataset, test: LabelledDataset) throws {
         guard validation.count > 0 else { log("no validation images: DISC-like search skipped"); return }
         let split = try SplitClassifier(raw)
-        let reference = CloudClassifier.accuracy(raw, on: validation)
+        // The reference of the bound: the raw classifier on the validation images (a row of search.csv).
+        if !searchRows.contains(where: { $0.system == "raw" }) {
+            searchRows.append(try CoInferenceHarness.evaluate(RawSystem(classifier: raw, sampleShape: Array(calibration.batch(0..<1).0.shape.dropFirst())),
+                                                              on: validation, seed: config.seed))
+        }
+        let reference = CoInferenceReport.reference(searchRows)
         var grid: [String: DISCLikeSystem] = [:]
         let (cx, _) = calibration.batch(0..<calibration.count)
         for point in config.discSplits {

@@ -42,6 +42,12 @@ public enum CoInferenceReport {
         }
     }
 
+    /// The search's reference accuracy: the raw classifier's row of `search.csv` (validation
+    /// images), or the best searched point if there is none.
+    public static func reference(_ search: [CoInferenceRow]) -> Float {
+        search.first { $0.system == "raw" }?.accuracy ?? search.map(\.accuracy).max() ?? 0
+    }
+
     /// The raw row's accuracy (the reference of every loss).
     static func rawAccuracy(_ rows: [CoInferenceRow]) -> Float? { rows.first { $0.system == "raw" }?.accuracy }
 
@@ -56,12 +62,12 @@ public enum CoInferenceReport {
         s += "Bits per sample are 8 × the real payload bytes of each sample coded on its own (rANS, zlib, JPEG scans, WebP bitstreams), "
         s += "never an estimate; one-off bytes (decoders, histograms, JPEG tables) are counted apart. Device and server times are "
         s += "per sample, measured in batches of 250 on this machine (2 cores). Losses are against the raw-data classifier (`raw`).\n\n"
-        s += "| system | split | config | channel | bits/sample | bpp | one-off bytes | accuracy | loss (pp) | device ms | server ms |\n"
-        s += "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        s += "| system | split | config | channel | bits/sample | bpp | one-off bytes | accuracy | loss (pp) | device ms | server ms | test images |\n"
+        s += "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
         for r in rows {
             s += "| \(r.system) | \(r.split) | \(r.config) | \(r.channel)\(r.trainChannel.map { " (trained \($0))" } ?? "") | "
-            s += String(format: "%.0f | %.3f | %d | %@ | %.2f | %.3f | %.3f |\n", r.bitsPerSample, r.bitsPerPixel, r.oneOffBytes,
-                        pct(r.accuracy), 100 * r.accuracyLoss, r.deviceMs, r.serverMs)
+            s += String(format: "%.0f | %.3f | %d | %@ | %.2f | %.3f | %.3f | %d |\n", r.bitsPerSample, r.bitsPerPixel, r.oneOffBytes,
+                        pct(r.accuracy), 100 * r.accuracyLoss, r.deviceMs, r.serverMs, r.samples)
         }
         // Matched rates: per system, the most accurate row at or below each budget (noiseless channels).
         s += "\n## Matched rates\n\nThe most accurate row of each system at or below the budget (noiseless channel; 10 % slack).\n\n"
@@ -130,9 +136,8 @@ public enum CoInferenceReport {
         s += " × b \(config.discBits.map(String.init).joined(separator: ", ")) (\(disc.count) points, `search.csv`). The reference is the raw classifier on the "
         s += "same validation images; the bound is \(String(format: "%g", 100 * config.maxLoss)) pp. Latency = device ms + bits / bandwidth + server ms "
         s += "per sample (one request at a time).\n\n"
-        // The reference accuracy on validation: the best input-less point is unknown; use the 8-bit S-point at tau 0 if present.
-        let reference = disc.filter { $0.config.hasPrefix("tau=0.0 b=8") }.map(\.accuracy).max() ?? disc.map(\.accuracy).max() ?? 0
-        s += String(format: "Reference (b = 8, τ = 0, best split) on validation: %@.\n\n", pct(reference))
+        let reference = Self.reference(search)
+        s += String(format: "Reference (the raw classifier on the validation images): %@.\n\n", pct(reference))
         s += "| objective | split | config | bits/sample | validation accuracy | latency ms |\n|---|---|---|---:|---:|---:|\n"
         if let b = PartitionSearch.fewestBits(disc, reference: reference, maxLoss: config.maxLoss) {
             s += String(format: "| fewest bits | %@ | %@ | %.0f | %@ | — |\n", b.split, b.config, b.bitsPerSample, pct(b.accuracy))

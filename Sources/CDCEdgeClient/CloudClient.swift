@@ -82,6 +82,30 @@ public final class CloudClient: Sendable {
     public func reportBandwidth(_ report: BandwidthReport) async throws -> MaskRequest { try await send(.POST, "bandwidth", json: report) }
     public func maskRequest() async throws -> MaskRequest { try await send(.GET, "mask") }
 
+    /// The co-inference systems the cloud serves (empty if none).
+    public func inferenceCatalog() async throws -> [InferenceSystemInfo] { try await send(.GET, "infer") }
+
+    /// Class scores for `payloads` (one coded sample or feature each) under the system `key`
+    /// (an entry of ``inferenceCatalog()``). The batch is paced by ``rateLimit`` and retried like
+    /// an upload (classifying is idempotent); a 4xx (unknown system, a payload the system cannot
+    /// decode) is ``CloudClientError/rejected(status:message:)``.
+    public func infer(system key: String, payloads: [[UInt8]]) async throws -> InferenceReply {
+        let reply: InferenceReply = try await send(.POST, "infer?system=\(Self.queryComponent(key))", body: InferenceBatch.encode(payloads),
+                                                   headers: ["Content-Type": "application/octet-stream"])
+        guard reply.count == payloads.count, reply.problem == nil else {
+            throw CloudClientError.malformedAnswer("\(payloads.count) samples of \(key) answered with \(reply.problem ?? "\(reply.count) rows")")
+        }
+        return reply
+    }
+
+    /// `value` percent-encoded for a query: everything but RFC 3986's unreserved ASCII characters,
+    /// so that a key's `/`, `=`, `&`, `+` and spaces reach the cloud as themselves.
+    static func queryComponent(_ value: String) -> String {
+        var unreserved = CharacterSet(charactersIn: "-._~")
+        unreserved.formUnion(CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))
+        return value.addingPercentEncoding(withAllowedCharacters: unreserved) ?? value
+    }
+
     // MARK: Transport
 
     func send<T: Decodable, Body: Encodable>(_ method: HTTPMethod, _ path: String, json: Body) async throws -> T {

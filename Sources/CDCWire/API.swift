@@ -14,6 +14,8 @@ import CDCCodec
 /// | POST | /v1/bandwidth | ``BandwidthReport`` → ``MaskRequest`` |
 /// | GET | /v1/mask | → ``MaskRequest`` |
 /// | POST | /v1/status | ``EdgeStatus`` → ``EdgeState`` |
+/// | GET | /v1/infer | → [``InferenceSystemInfo``] (the co-inference systems served) |
+/// | POST | /v1/infer?system={key} | ``InferenceBatch`` bytes → ``InferenceReply`` (the key percent-encoded) |
 /// | GET | /metrics | → Prometheus text |
 public enum API {
     /// The path prefix of this version.
@@ -24,6 +26,8 @@ public enum API {
     public static let defaultMaxPartBytes = 16 << 20
     /// Largest decoder body the cloud accepts by default (bytes).
     public static let defaultMaxDecoderBytes = 64 << 20
+    /// Largest co-inference batch body the cloud accepts by default (bytes).
+    public static let defaultMaxInferenceBytes = 64 << 20
     /// Largest JSON body the cloud accepts (bytes).
     public static let maxJSONBytes = 64 << 10
 }

@@ -15,8 +15,8 @@ extension AutoencoderArchitecture: ExpressibleByArgument {}
 /// `cdc edge …`: stage 1 on the edge server.
 struct Edge: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The edge: train the autoencoder and the elementary classifier, compress a dataset, retune to another m.",
-        subcommands: [EdgeTrain.self, EdgeCompress.self, EdgeRetune.self, EdgeRun.self])
+        abstract: "The edge: train the autoencoder and the elementary classifier, compress a dataset, retune to another m, run the upload loop, classify by co-inference.",
+        subcommands: [EdgeTrain.self, EdgeCompress.self, EdgeRetune.self, EdgeRun.self, EdgeInfer.self])
 }
 
 extension DatasetFormat: ExpressibleByArgument {}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CDCCloudTrainer
+import CDCCoInference
 import CDCData
 import CDCEdgeAgent
 import CDCImageCodecs
@@ -11,7 +12,7 @@ import Foundation
 /// `cdc experiment …`.
 struct Experiment: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Experiments that reproduce the paper's tables and figures.",
-                                                    subcommands: [RateAccuracy.self, CompareUplink.self, Report.self])
+                                                    subcommands: [RateAccuracy.self, CoInference.self, CompareUplink.self, Report.self])
 }
 
 /// `cdc experiment report DIR`: re-render an experiment's table, claims and plot.
@@ -174,5 +175,73 @@ struct CompareUplink: ParsableCommand {
             + "\(config.model) for \(config.epochs) epochs, one seed; every row trained the same way on the same images.\n"
         print(table)
         if let out { try DurableFile.write(Array(table.utf8), to: URL(fileURLWithPath: out)) }
+    }
+}
+
+/// Parses a comma-separated list, each item checked by `parse` (nil: refused, naming `what`).
+func commaList<T>(_ text: String, _ what: String, _ parse: (String) -> T?) throws -> [T] {
+    try text.split(separator: ",").map {
+        guard let v = parse(String($0)) else { throw ValidationError("bad \(what) '\($0)'") }
+        return v
+    }
+}
+
+/// `cdc experiment co-inference`: every co-inference system on the same test set and real coded bytes.
+struct CoInference: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "co-inference",
+        abstract: "Raw, JPEG, WebP, CDC, DISC-like (with its partition search) and BottleNet++ on real coded bytes; write results.csv, search.csv, results.md, plot.svg, channel.svg.",
+        discussion: """
+            Trained models are kept in OUT/models and finished rows in OUT/results.csv: a rerun with the same \
+            --out resumes where the last one stopped. See docs/co-inference.md.
+            """)
+
+    @OptionGroup var engine: EngineOptions
+    @Option(help: "Image dataset directory in any format `cdc edge train --data` reads (default: Debian's Fashion-MNIST).") var data: String?
+    @Option(help: "The format of --data: idx, cifar10, cifar100 or imagefolder (default: detected).") var format: DatasetFormat?
+    @Option(help: "Output directory.") var out = "results-co-inference"
+    @Flag(help: "A short version (3000 training / 1000 test images, 4 classifier epochs, a reduced grid, one BottleNet++ configuration): minutes.") var quick = false
+    @Option(help: "Training images (0 = all).") var trainSubset: Int?
+    @Option(help: "Test images (0 = all).") var testSubset: Int?
+    @Option(help: "Training images after the training subset held out for the partition search.") var validation: Int?
+    @Option(help: "Classifier training epochs.") var classifierEpochs: Int?
+    @Option(help: "Random seed.") var seed: UInt64?
+    @Option(help: "CDC masks, comma-separated (empty: no CDC rows).") var masks: String?
+    @Option(help: "DISC-like splits, comma-separated (S0, S1, S2, S3, G).") var splits: String?
+    @Option(help: "DISC-like thresholds τ (fractions of the sample's maximum), comma-separated.") var taus: String?
+    @Option(help: "DISC-like bits b (1…8), comma-separated.") var bits: String?
+    @Option(help: "The search's accuracy-loss bound in percentage points.") var maxLoss: Float?
+    @Option(help: "Uplink bandwidths in Mbit/s for the lowest-latency choice, comma-separated.") var bandwidths: String?
+    @Option(help: "BottleNet++ configurations, comma-separated SPLIT:C':CHANNEL with CHANNEL none, awgn=σmax or bec=pmax (e.g. S2:4:bec=0.01); empty: none.")
+    var bottlenet: String?
+
+    mutating func run() throws {
+        try engine.apply()
+        var c = quick ? CoInferenceConfig.quick : CoInferenceConfig()
+        if let v = trainSubset { c.trainSubset = v }
+        if let v = testSubset { c.testSubset = v }
+        if let v = validation { c.validation = v }
+        if let v = classifierEpochs { guard v >= 1 else { throw ValidationError("--classifier-epochs must be ≥ 1") }; c.classifier.epochs = v }
+        if let v = seed { c.seed = v }
+        if let v = masks { c.cdcMasks = try commaList(v, "mask") { Int($0).flatMap { (0...4).contains($0) ? $0 : nil } } }
+        if let v = splits { c.discSplits = try commaList(v, "split") { ["S0", "S1", "S2", "S3", "G"].contains($0) ? $0 : nil } }
+        if let v = taus { c.discTaus = try commaList(v, "τ") { Float($0).flatMap { (0..<1).contains($0) ? $0 : nil } } }
+        if let v = bits { c.discBits = try commaList(v, "bit count") { Int($0).flatMap { (1...8).contains($0) ? $0 : nil } } }
+        if let v = maxLoss { c.maxLoss = v / 100 }
+        if let v = bandwidths { c.bandwidths = try commaList(v, "bandwidth") { Double($0).flatMap { $0 > 0 ? $0 * 1e6 : nil } } }
+        if let v = bottlenet {
+            c.bottlenet = try commaList(v, "BottleNet++ configuration") { item -> BottleNetSpec? in
+                let f = item.split(separator: ":").map(String.init)
+                guard f.count == 3, let k = Int(f[1]), k > 0, BottleNetSpec.channelIsValid(f[2]) else { return nil }
+                return BottleNetSpec(split: f[0], codeChannels: k, channel: f[2])
+            }
+        }
+        let source = try data.map { try DatasetSource(path: URL(fileURLWithPath: $0), format: format) } ?? .fashionMNIST
+        let train = try source.load(.train), test = try source.load(.test)
+        let t0 = Date()
+        let exp = CoInferenceExperiment(config: c, out: URL(fileURLWithPath: out)) { log($0) }
+        try exp.run(train: train, test: test)
+        print(try String(contentsOf: URL(fileURLWithPath: out).appendingPathComponent("results.md"), encoding: .utf8))
+        print(String(format: "total time: %.1f min", Date().timeIntervalSince(t0) / 60))
     }
 }

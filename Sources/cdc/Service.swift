@@ -1,5 +1,6 @@
 import ArgumentParser
 import CDCCloudService
+import CDCCoInference
 import CDCCodec
 import CDCPipeline
 import CDCStore
@@ -42,6 +43,10 @@ struct CloudServe: AsyncParsableCommand {
     @Option(help: "Largest part body accepted (bytes).") var maxPartBytes = API.defaultMaxPartBytes
     @Option(help: "The operator's credential for /metrics with every edge's series (for Prometheus); default: the environment variable CDC_METRICS_TOKEN. An edge's own token reads only its own series.")
     var metricsToken: String?
+    @Option(help: "Serve co-inference (`/v1/infer`) with the systems of this `cdc experiment co-inference --out` directory.")
+    var inference: String?
+    @OptionGroup var inferenceData: DataOptions
+    @OptionGroup var deploymentOptions: DeploymentOptions
 
     mutating func run() async throws {
         guard timeBudget > 0, maxPartBytes > 0 else { throw ValidationError("--time-budget and --max-part-bytes must be positive") }
@@ -49,9 +54,10 @@ struct CloudServe: AsyncParsableCommand {
         if let t = operatorToken, t.count < 16 {
             throw ValidationError("the metrics credential must be at least 16 characters (e.g. `openssl rand -hex 32`)")
         }
+        let backend = try inference.map { try CoInferenceServer(deploymentOptions.deployment(directory: $0, data: inferenceData)) }
         let s = try await SQLiteUploadStore.open(path: store)
         let service = CloudService(store: s, policy: MaskPolicy(timeBudget: timeBudget), maxPartBytes: maxPartBytes,
-                                   metricsToken: operatorToken)
+                                   metricsToken: operatorToken, inference: backend)
         let path = store
         let app = service.application(host: host, port: port) { channel in
             // One line on stdout that scripts wait for.

@@ -1,0 +1,104 @@
+import CDCCoInference
+import CDCData
+import CDCEdgeClient
+import CDCWire
+import Foundation
+
+/// What `cdc edge infer` measured: a test set sent through the cloud's inference endpoint.
+public struct InferenceRunReport: Codable, Sendable {
+    public var key: String
+    public var samples: Int, batches: Int, batchSize: Int
+    public var accuracy: Float
+    /// Mean payload bits per sample (8 × real bytes), and the batches' framing on top.
+    public var bitsPerSample: Double, framingBytes: Int
+    public var oneOffBytes: Int
+    /// Request bytes (payloads + framing) of all batches.
+    public var requestBytes: Int
+    /// Per batch: end-to-end latency (device encoding + request + reply), its median and 95th
+    /// percentile; the device's encoding and the server's compute (as the reply reports it), medians.
+    public var latencyMsMedian: Double, latencyMsP95: Double
+    public var deviceMsMedian: Double, serverMsMedian: Double
+    /// The upload cap of the run (bits per second), and the rate measured over the transfers:
+    /// request bits over (round trip − server compute), median over batches.
+    public var capBitsPerSecond: Double?
+    public var measuredBitsPerSecond: Double
+    /// When the split was chosen by the partition search: why.
+    public var chosenBy: String?
+}
+
+/// The edge's side of real co-inference over the service.
+public enum InferenceRun {
+    /// Sends `test` in batches of `batchSize` through `client` for the system `key` of
+    /// `deployment` (encoding each batch on the edge first), checks the cloud's answers against
+    /// the labels, and measures latency per batch.
+    public static func run(key: String, deployment: CoInferenceDeployment, client: CloudClient, test: LabelledDataset,
+                           batchSize: Int, progress: ((Int, Int, String) -> Void)? = nil) async throws -> InferenceRunReport {
+        let system = try deployment.system(forKey: key)
+        var latencies: [Double] = [], devices: [Double] = [], servers: [Double] = [], rates: [Double] = []
+        var correct = 0, payloadBytes = 0, requestBytes = 0
+        let batches = test.batchIndices(size: batchSize, shuffle: nil)
+        for (i, indices) in batches.enumerated() {
+            let (x, labels) = test.batch(indices)
+            let t0 = Date()
+            let payloads = try system.encode(x)
+            let t1 = Date()
+            let reply = try await client.infer(system: key, payloads: payloads)
+            let t2 = Date()
+            if let problem = reply.problem { throw SplitError("the cloud's reply: \(problem)") }
+            guard reply.count == labels.count else { throw SplitError("the cloud scored \(reply.count) samples of \(labels.count)") }
+            correct += zip(reply.predictions, labels).filter { $0 == $1 }.count
+            let bytes = payloads.reduce(0) { $0 + $1.count }
+            payloadBytes += bytes
+            let request = bytes + InferenceBatch.framingBytes(count: payloads.count)
+            requestBytes += request
+            let roundTrip = t2.timeIntervalSince(t1)
+            latencies.append(t2.timeIntervalSince(t0) * 1000)
+            devices.append(t1.timeIntervalSince(t0) * 1000)
+            servers.append(reply.serverMilliseconds)
+            let transfer = roundTrip - reply.serverMilliseconds / 1000
+            if transfer > 0 { rates.append(Double(request * 8) / transfer) }
+            progress?(i + 1, batches.count, String(format: "latency %.1f ms, accuracy so far %.2f%%", latencies.last!,
+                                                   100 * Float(correct) / Float((i + 1) * batchSize > test.count ? test.count : (i + 1) * batchSize)))
+        }
+        return InferenceRunReport(key: key, samples: test.count, batches: batches.count, batchSize: batchSize,
+                                  accuracy: Float(correct) / Float(max(test.count, 1)),
+                                  bitsPerSample: Double(payloadBytes * 8) / Double(max(test.count, 1)),
+                                  framingBytes: requestBytes - payloadBytes, oneOffBytes: system.oneOffBytes, requestBytes: requestBytes,
+                                  latencyMsMedian: percentile(latencies, 0.5), latencyMsP95: percentile(latencies, 0.95),
+                                  deviceMsMedian: percentile(devices, 0.5), serverMsMedian: percentile(servers, 0.5),
+                                  capBitsPerSecond: client.rateLimit?.bitsPerSecond, measuredBitsPerSecond: percentile(rates, 0.5))
+    }
+
+    /// The partition search with the measured link as its objective: sends `probe` (a batch of
+    /// raw samples) to measure the uplink's rate, then picks from `searchRows` (the experiment's
+    /// `search.csv`: validation accuracy, bits, device and server time per DISC-like point) the
+    /// point of lowest latency at that rate within `maxLoss` of the raw classifier's validation accuracy.
+    public static func chooseByMeasuredLatency(searchRows: [CoInferenceRow], deployment: CoInferenceDeployment, client: CloudClient,
+                                               probe: LabelledDataset, maxLoss: Float) async throws -> (row: CoInferenceRow, bitsPerSecond: Double) {
+        let raw = try deployment.system(forKey: "raw/input/8-bit/none")
+        var rates: [Double] = []
+        for indices in probe.batchIndices(size: max(1, probe.count / 3), shuffle: nil) {
+            let payloads = try raw.encode(probe.batch(indices).0)
+            let t0 = Date()
+            let reply = try await client.infer(system: raw.key, payloads: payloads)
+            let transfer = Date().timeIntervalSince(t0) - reply.serverMilliseconds / 1000
+            let bits = Double((payloads.reduce(0) { $0 + $1.count } + InferenceBatch.framingBytes(count: payloads.count)) * 8)
+            if transfer > 0 { rates.append(bits / transfer) }
+        }
+        guard !rates.isEmpty else { throw SplitError("could not measure the uplink") }
+        let bps = percentile(rates, 0.5)
+        let disc = searchRows.filter { $0.system == "disc-like" }
+        let reference = CoInferenceReport.reference(searchRows)
+        guard let best = PartitionSearch.lowestLatency(disc, bitsPerSecond: bps, reference: reference, maxLoss: maxLoss) else {
+            throw SplitError("no searched point within \(maxLoss * 100) pp of \(reference * 100) %")
+        }
+        return (best, bps)
+    }
+
+    /// The `q`-quantile of `values` (nearest rank); 0 for none.
+    static func percentile(_ values: [Double], _ q: Double) -> Double {
+        guard !values.isEmpty else { return 0 }
+        let s = values.sorted()
+        return s[min(s.count - 1, max(0, Int((q * Double(s.count)).rounded(.up)) - 1))]
+    }
+}
