@@ -122,7 +122,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "HTTPTypes", package: "swift-http-types"),
         ]),
         .testTarget(name: "CDCLoopTests", dependencies: [
-            "CDCEdgeAgent", "CDCCloudTrainer", "CDCPipeline", "CDCData", "CDCCodec", "CDCWire", "CDCStore", "CDCCloudService", "CDCTensor",
+            "CDCEdgeAgent", "CDCCoInference", "CDCModels", "CDCNN", "CDCCloudTrainer", "CDCPipeline", "CDCData", "CDCCodec", "CDCWire", "CDCStore", "CDCCloudService", "CDCTensor",
             "CDCEdgeClient", .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),

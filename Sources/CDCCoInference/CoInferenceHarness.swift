@@ -25,6 +25,15 @@ public struct CoInferenceRow: Codable, Sendable, Equatable {
     /// The channel the system was trained with, when it differs from the test channel (BottleNet++).
     public var trainChannel: String?
 
+    public init(system: String, split: String, config: String, channel: String, bitsPerSample: Double, bitsPerPixel: Double,
+                oneOffBytes: Int, accuracy: Float, accuracyLoss: Float, deviceMs: Double, serverMs: Double, seed: UInt64,
+                samples: Int, featureValues: Int? = nil, trainChannel: String? = nil) {
+        self.system = system; self.split = split; self.config = config; self.channel = channel
+        self.bitsPerSample = bitsPerSample; self.bitsPerPixel = bitsPerPixel; self.oneOffBytes = oneOffBytes
+        self.accuracy = accuracy; self.accuracyLoss = accuracyLoss; self.deviceMs = deviceMs; self.serverMs = serverMs
+        self.seed = seed; self.samples = samples; self.featureValues = featureValues; self.trainChannel = trainChannel
+    }
+
     /// The end-to-end latency of one sample over a link of `bitsPerSecond`, milliseconds:
     /// device time + transfer time + server time (requests one at a time, no queueing).
     public func latencyMs(bitsPerSecond: Double) -> Double {

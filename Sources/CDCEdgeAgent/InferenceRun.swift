@@ -22,8 +22,9 @@ public struct InferenceRunReport: Codable, Sendable {
     /// request bits over (round trip − server compute), median over batches.
     public var capBitsPerSecond: Double?
     public var measuredBitsPerSecond: Double
-    /// When the split was chosen by the partition search: why.
+    /// When the split was chosen by the partition search: why, and every candidate as measured.
     public var chosenBy: String?
+    public var candidates: [InferenceRun.MeasuredCandidate]?
 }
 
 /// The edge's side of real co-inference over the service.
@@ -69,30 +70,59 @@ public enum InferenceRun {
                                   capBitsPerSecond: client.rateLimit?.bitsPerSecond, measuredBitsPerSecond: percentile(rates, 0.5))
     }
 
-    /// The partition search with the measured link as its objective: sends `probe` (a batch of
-    /// raw samples) to measure the uplink's rate, then picks from `searchRows` (the experiment's
-    /// `search.csv`: validation accuracy, bits, device and server time per DISC-like point) the
-    /// point of lowest latency at that rate within `maxLoss` of the raw classifier's validation accuracy.
+    /// One candidate of the measured search: a system and its latency measured over the link.
+    public struct MeasuredCandidate: Codable, Sendable {
+        public var key: String
+        /// Validation accuracy and bits per sample from the experiment's search.
+        public var validationAccuracy: Float, bitsPerSample: Double
+        /// Per sample, measured now: end-to-end latency (median over the probe batches), the
+        /// device's encoding, the server's compute (as the replies report it).
+        public var latencyMs: Double, deviceMs: Double, serverMs: Double
+    }
+
+    /// The partition search with measured latency as its objective. The candidates are
+    /// cloud-only (`raw`: the edge sends the image) and, for every split of `searchRows` (the
+    /// experiment's `search.csv`, measured on validation images), its DISC-like point with the
+    /// fewest bits within `maxLoss` of the raw classifier's validation accuracy. Each candidate
+    /// sends `probe` through the real link — encoding on this edge, the transfer at the link's
+    /// rate and the cloud's compute all measured — and the one of lowest median latency per
+    /// sample wins. The device's and the cloud's speeds are whatever the two processes get
+    /// (`--threads` on the edge models a weaker device).
     public static func chooseByMeasuredLatency(searchRows: [CoInferenceRow], deployment: CoInferenceDeployment, client: CloudClient,
-                                               probe: LabelledDataset, maxLoss: Float) async throws -> (row: CoInferenceRow, bitsPerSecond: Double) {
-        let raw = try deployment.system(forKey: "raw/input/8-bit/none")
-        var rates: [Double] = []
-        for indices in probe.batchIndices(size: max(1, probe.count / 3), shuffle: nil) {
-            let payloads = try raw.encode(probe.batch(indices).0)
-            let t0 = Date()
-            let reply = try await client.infer(system: raw.key, payloads: payloads)
-            let transfer = Date().timeIntervalSince(t0) - reply.serverMilliseconds / 1000
-            let bits = Double((payloads.reduce(0) { $0 + $1.count } + InferenceBatch.framingBytes(count: payloads.count)) * 8)
-            if transfer > 0 { rates.append(bits / transfer) }
-        }
-        guard !rates.isEmpty else { throw SplitError("could not measure the uplink") }
-        let bps = percentile(rates, 0.5)
-        let disc = searchRows.filter { $0.system == "disc-like" }
+                                               probe: LabelledDataset, batchSize: Int, maxLoss: Float)
+        async throws -> (chosen: MeasuredCandidate, candidates: [MeasuredCandidate]) {
         let reference = CoInferenceReport.reference(searchRows)
-        guard let best = PartitionSearch.lowestLatency(disc, bitsPerSecond: bps, reference: reference, maxLoss: maxLoss) else {
-            throw SplitError("no searched point within \(maxLoss * 100) pp of \(reference * 100) %")
+        var points: [CoInferenceRow] = searchRows.filter { $0.system == "raw" }
+        let disc = PartitionSearch.admissible(searchRows.filter { $0.system == "disc-like" }, reference: reference, maxLoss: maxLoss)
+        for split in Set(disc.map(\.split)).sorted() {
+            if let best = PartitionSearch.fewestBits(disc.filter { $0.split == split }, reference: reference, maxLoss: maxLoss) {
+                points.append(best)
+            }
         }
-        return (best, bps)
+        guard !points.isEmpty else { throw SplitError("the search table has no raw row and no point within \(maxLoss * 100) pp") }
+        var measured: [MeasuredCandidate] = []
+        for p in points {
+            let key = [p.system, p.split, p.config, p.channel].map { $0.replacingOccurrences(of: " ", with: "_") }.joined(separator: "/")
+            let system = try deployment.system(forKey: key)
+            var latencies: [Double] = [], devices: [Double] = [], servers: [Double] = []
+            for indices in probe.batchIndices(size: batchSize, shuffle: nil) {
+                let x = probe.batch(indices).0
+                let t0 = Date()
+                let payloads = try system.encode(x)
+                let t1 = Date()
+                let reply = try await client.infer(system: key, payloads: payloads)
+                let t2 = Date()
+                let n = Double(indices.count)
+                latencies.append(t2.timeIntervalSince(t0) * 1000 / n)
+                devices.append(t1.timeIntervalSince(t0) * 1000 / n)
+                servers.append(reply.serverMilliseconds / n)
+            }
+            measured.append(MeasuredCandidate(key: key, validationAccuracy: p.accuracy, bitsPerSample: p.bitsPerSample,
+                                              latencyMs: percentile(latencies, 0.5), deviceMs: percentile(devices, 0.5),
+                                              serverMs: percentile(servers, 0.5)))
+        }
+        let chosen = measured.min { ($0.latencyMs, -$0.validationAccuracy) < ($1.latencyMs, -$1.validationAccuracy) }!
+        return (chosen, measured)
     }
 
     /// The `q`-quantile of `values` (nearest rank); 0 for none.

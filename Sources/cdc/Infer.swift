@@ -40,12 +40,13 @@ struct EdgeInfer: AsyncParsableCommand {
     @Option(help: "The edge's token (`cdc cloud add-edge`); default: the environment variable CDC_EDGE_TOKEN.") var token: String?
     @Option(help: "The co-inference experiment directory (its models/ and search.csv).") var models: String
     @Option(help: "System: raw, jpeg, webp, cdc, disc-like, disc-like-zlib, bottlenet++ or bottlenet++-coded.") var system = "disc-like"
-    @Option(help: "Split point (S0, S1, S2, S3, G; `input` for raw/jpeg/webp/cdc), or auto: the partition search at the measured bandwidth (disc-like).")
+    @Option(help: "Split point (S0, S1, S2, S3, G), or auto: for disc-like the partition search by measured latency; raw, jpeg, webp and cdc always send the input.")
     var split = "auto"
     @Option(help: "The system's settings as in the results table, e.g. 'tau=0.05 b=2', 'q=40', 'm=4 alpha=8', \"C'=4 8-bit\".") var config: String?
     @Option(help: "The test channel (bottlenet++): none, 'awgn sigma=0.1', 'bec p=0.01'.") var channel = "none"
     @Option(help: "The partition search's accuracy-loss bound (percentage points).") var maxLoss: Float = 1
     @Option(help: "Test images (0 = all).") var testSubset = 0
+    @Option(help: "--split auto: test images each candidate sends to measure its latency.") var probeImages = 200
     @Option(help: "Samples per request.") var batch = 100
     @Option(help: "Attempts per request before giving up.") var attempts = 5
     @Option(help: ArgumentHelp("Cap the upload rate at this many Mbit/s.", valueName: "mbit/s")) var maxRate: Double?
@@ -65,27 +66,36 @@ struct EdgeInfer: AsyncParsableCommand {
         let client = CloudClient(baseURL: cloud, token: token, retry: RetryPolicy(attempts: attempts), rateLimit: rateLimit)
         var key: String
         var chosenBy: String?
-        if split == "auto" {
+        var candidates: [InferenceRun.MeasuredCandidate]?
+        let sendsInput = ["raw", "jpeg", "webp", "cdc"].contains(system)
+        if split == "auto" && !sendsInput {
             guard system == "disc-like" else { throw ValidationError("--split auto searches DISC-like points: use --system disc-like or name a split") }
             let url = URL(fileURLWithPath: models).appendingPathComponent("search.csv")
             let rows = try CoInferenceReport.rows(fromCSV: String(contentsOf: url, encoding: .utf8))
-            let (row, bps) = try await InferenceRun.chooseByMeasuredLatency(searchRows: rows, deployment: deployment, client: client,
-                                                                             probe: test.prefix(min(300, test.count)), maxLoss: maxLoss / 100)
-            key = [row.system, row.split, row.config, row.channel].map { $0.replacingOccurrences(of: " ", with: "_") }.joined(separator: "/")
-            chosenBy = String(format: "lowest latency within %g pp at the measured %.2f Mbit/s (%.0f bits, %.2f + %.2f ms compute)",
-                              maxLoss, bps / 1e6, row.bitsPerSample, row.deviceMs, row.serverMs)
+            let probe = test.prefix(min(probeImages, test.count))
+            let (chosen, all) = try await InferenceRun.chooseByMeasuredLatency(searchRows: rows, deployment: deployment, client: client,
+                                                                                probe: probe, batchSize: batch, maxLoss: maxLoss / 100)
+            for c in all {
+                log(String(format: "  candidate %@: %.0f bits, validation %.2f%%, measured %.3f ms/sample (device %.3f, server %.3f)",
+                           c.key, c.bitsPerSample, 100 * c.validationAccuracy, c.latencyMs, c.deviceMs, c.serverMs))
+            }
+            key = chosen.key
+            candidates = all
+            chosenBy = String(format: "lowest measured latency within %g pp of the raw classifier (%.3f ms/sample on %d probe images)",
+                              maxLoss, chosen.latencyMs, probe.count)
             log("partition search: \(key) — \(chosenBy!)")
         } else {
             let defaults = ["raw": "8-bit"]
             guard let cfg = config ?? defaults[system] else { throw ValidationError("--config is required for \(system)") }
-            key = [system, split, cfg, channel].map { $0.replacingOccurrences(of: " ", with: "_") }.joined(separator: "/")
+            key = [system, sendsInput ? "input" : split, cfg, channel].map { $0.replacingOccurrences(of: " ", with: "_") }.joined(separator: "/")
         }
-        if system == "cdc", split == "auto" || split == "input" { key = try deployment.system(forKey: key).key }
+        if system == "cdc" { key = try deployment.system(forKey: key).key }
         let printer = ProgressPrinter()
         var result = try await InferenceRun.run(key: key, deployment: deployment, client: client, test: test, batchSize: batch) {
             printer.handle(.step(task: "infer", done: $0, total: $1, status: $2))
         }
         result.chosenBy = chosenBy
+        result.candidates = candidates
         if let report {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
