@@ -165,6 +165,11 @@ public final class BottleNetDecoder: Module, @unchecked Sendable {
 
     /// Features `[B] + featureShape` from codes `[B] + codeShape`.
     public override func forward(_ x: Tensor) -> Tensor {
+        bn.forward(preNorm(x), fuseReLU: true)
+    }
+
+    /// The (transposed) convolution's output, before the batch norm.
+    func preNorm(_ x: Tensor) -> Tensor {
         precondition(Array(x.shape.dropFirst()) == codeShape, "BottleNetDecoder: codes \(x.shape) for a decoder of \(codeShape)")
         let y: Tensor
         if let conv {
@@ -176,7 +181,7 @@ public final class BottleNetDecoder: Module, @unchecked Sendable {
             y = Tensor.convTranspose2d(x, weight: d.weight, bias: d.bias, stride: d.stride, padding: d.padding,
                                        outputPadding: outputPadding)
         }
-        return bn.forward(y, fuseReLU: true)
+        return y
     }
 }
 
@@ -584,6 +589,55 @@ public final class BottleNetTrainer {
     public func train(on data: LabelledDataset, progress: Progress? = nil) throws {
         try train(.frozenBackbone, on: data, epochs: config.phase2Epochs, progress: progress)
         try train(.fineTune, on: data, epochs: config.phase3Epochs, progress: progress)
+        try recalibrateNorms(on: data)
+    }
+
+    /// Sets the running statistics of the encoder's and the decoder's batch norms to their
+    /// averages over up to `batches` training batches (channel noise drawn as in training),
+    /// the backbone in evaluation mode. Needed because the decoder's transposed convolution
+    /// starts with outputs of variance ~1e-3 while a running variance starts at 1: with
+    /// momentum 0.1 it takes a few hundred steps to get there, and a short training (the quick
+    /// experiment) leaves it 100× too large, so that evaluation mode restores features 10× too
+    /// small and classifies at chance (PyTorch would do the same; its remedy is this one).
+    public func recalibrateNorms(on data: LabelledDataset, batches: Int = 20) throws {
+        let net = model
+        net.eval()
+        let indices = Array(data.batchIndices(size: config.batchSize, shuffle: config.seed &+ 99, dropLast: false).prefix(batches))
+        /// Per-channel mean and (biased) variance of `t` `[N, C, H, W]`.
+        func moments(_ t: Tensor) -> ([Float], [Float]) {
+            let c = t.shape[1], hw = t.shape[2] * t.shape[3], n = t.shape[0], p = t.plain.pointer
+            var mean = [Float](repeating: 0, count: c), variance = [Float](repeating: 0, count: c)
+            for ch in 0..<c {
+                var s: Double = 0, s2: Double = 0
+                for i in 0..<n { for j in 0..<hw { let v = Double(p[(i * c + ch) * hw + j]); s += v; s2 += v * v } }
+                let m = s / Double(n * hw)
+                mean[ch] = Float(m); variance[ch] = Float(max(s2 / Double(n * hw) - m * m, 0))
+            }
+            return (mean, variance)
+        }
+        /// Sets `bn`'s running statistics to the average moments of what `input(x)` gives.
+        func calibrate(_ bn: BatchNorm2d, _ input: (Tensor) throws -> Tensor) throws {
+            var sums: ([Float], [Float])? = nil
+            for batch in indices {
+                let (m, v) = moments(try Autograd.noGrad { try input(data.batch(batch).0) })
+                sums = sums.map { (zip($0.0, m).map(+), zip($0.1, v).map(+)) } ?? (m, v)
+            }
+            guard let (m, v) = sums else { return }
+            let k = Float(indices.count)
+            bn.runningMean.tensor = Tensor(m.map { $0 / k }, shape: [m.count])
+            bn.runningVar.tensor = Tensor(v.map { $0 / k }, shape: [v.count])
+        }
+        try calibrate(net.encoder.bn) { x in
+            let h = try net.classifier.device(x, to: net.split)
+            let level = net.trainChannel.sampled(using: &generator).noiseLevel
+            return net.encoder.conv(Tensor.concat([h, Tensor.full([h.shape[0], 1, h.shape[2], h.shape[3]], level)], axis: 1))
+        }
+        try calibrate(net.decoder.bn) { x in
+            let channel = net.trainChannel.sampled(using: &generator)
+            let code = channel.apply(try net.code(x, noiseLevel: channel.noiseLevel), generator: &generator)
+            return net.decoder.preNorm(code)
+        }
+        net.eval()
     }
 
     /// Builds and trains BottleNet++ at `split` of `classifier` (a trained classifier, freshly

@@ -242,7 +242,7 @@ public final class CoInferenceExperiment {
     /// The DISC-like grid over split × τ × b on the validation images (`search.csv`), then on the
     /// test set: the fewest-bits point within the loss bound (and its zlib twin), the
     /// lowest-latency point at each bandwidth, the most accurate points at about 1 and 2 bpp,
-    /// and the bits frontier.
+    /// and the bits frontier up to the raw image's size.
     func discRows(raw: Module, calibration: LabelledDataset, validation: LabelledDataset, test: LabelledDataset) throws {
         guard validation.count > 0 else { log("no validation images: DISC-like search skipped"); return }
         let split = try SplitClassifier(raw)
@@ -284,7 +284,9 @@ public final class CoInferenceExperiment {
                 chosen.append((best, String(format: "most accurate at ≤ %.0f bits", target * 1.1)))
             }
         }
-        for r in PartitionSearch.bitsFrontier(searched) { chosen.append((r, "frontier")) }
+        // The frontier up to the raw image's bits (points above them stay in search.csv only).
+        let imageBits = searchRows.first { $0.system == "raw" }?.bitsPerSample ?? .infinity
+        for r in PartitionSearch.bitsFrontier(searched) where r.bitsPerSample <= imageBits { chosen.append((r, "frontier")) }
         var seen = Set<String>()
         for (r, why) in chosen {
             let key = r.split + " " + r.config

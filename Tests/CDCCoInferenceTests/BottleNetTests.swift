@@ -1,4 +1,4 @@
-import CDCCoInference
+@testable import CDCCoInference
 import CDCData
 import CDCModels
 import CDCNN
@@ -262,6 +262,29 @@ import Testing
         let moved = Self.state(net.backbone)
         #expect(moved["fc.weight"] != backbone["fc.weight"] && moved["stem.0.weight"] != backbone["stem.0.weight"])
         #expect(moved["stem.1.running_mean"] != backbone["stem.1.running_mean"])
+    }
+
+    /// After training, the encoder's and decoder's batch norms hold the moments of what they
+    /// normalize (not a running average still near its initial variance of 1).
+    @Test func recalibratedNormsHoldTheMomentsOfTheirInputs() throws {
+        let net = try Self.bottleNet(try Self.classifier(), split: "S3", codeChannels: 4, channel: .noiseless)
+        let data = LabelledDataset(pixels: Self.images.values, labels: [0, 1, 2, 3], channels: 1, height: 28, width: 28, classes: 10)
+        let trainer = BottleNetTrainer(model: net, config: BottleNetTrainingConfig(batchSize: 4))
+        _ = try trainer.step(Self.images, labels: [0, 1, 2, 3], phase: .frozenBackbone)
+        try trainer.recalibrateNorms(on: data)
+        net.eval()
+        let pre = try Autograd.noGrad { net.decoder.preNorm(try net.code(Self.images, noiseLevel: 0)) }
+        let c = pre.shape[1], hw = pre.shape[2] * pre.shape[3], v = pre.values
+        for ch in 0..<c {
+            var xs: [Float] = []
+            for i in 0..<4 { xs += v[((i * c + ch) * hw)..<((i * c + ch + 1) * hw)] }
+            let mean: Float = xs.reduce(0, +) / Float(xs.count)
+            var variance: Float = 0
+            for x in xs { variance += (x - mean) * (x - mean) }
+            variance /= Float(xs.count)
+            #expect(abs(net.decoder.bn.runningMean.tensor.values[ch] - mean) <= 1e-4 + 1e-3 * abs(mean))
+            #expect(abs(net.decoder.bn.runningVar.tensor.values[ch] - variance) <= 1e-3 * variance + 1e-7)
+        }
     }
 
     /// The training loop: phase 2 then phase 3 over a tiny dataset, with progress reports.
