@@ -61,6 +61,15 @@ public enum BottleNetGeometry: String, Sendable, CaseIterable, Codable, CustomSt
     /// Whether the decoder is a transposed convolution (a plain k3 s1 p1 convolution otherwise).
     public var transposedDecoder: Bool { self != .k3s1p1 }
 
+    /// The code's shape `[C′, h, w]` for features `[C, H, W]`; throws for anything else.
+    public func codeShape(feature: [Int], codeChannels: Int) throws -> [Int] {
+        guard feature.count == 3, feature.allSatisfy({ $0 > 0 }) else {
+            throw SplitError("BottleNet++ takes 2-D feature maps [C, H, W], not \(feature)")
+        }
+        guard codeChannels > 0 else { throw SplitError("C' must be positive, not \(codeChannels)") }
+        return [codeChannels, try codeSize(feature[1]), try codeSize(feature[2])]
+    }
+
     /// The code's size along an axis of the feature of size `n`; throws if the axis is too small.
     public func codeSize(_ n: Int) throws -> Int {
         guard n + 2 * padding >= kernel else {
@@ -94,13 +103,9 @@ public final class BottleNetEncoder: Module, @unchecked Sendable {
 
     /// An encoder for features of shape `featureShape` (`[C, H, W]`) to `codeChannels` (C′) channels.
     public init(featureShape: [Int], codeChannels: Int, geometry: BottleNetGeometry) throws {
-        guard featureShape.count == 3, featureShape.allSatisfy({ $0 > 0 }) else {
-            throw SplitError("BottleNet++ takes 2-D feature maps [C, H, W], not \(featureShape)")
-        }
-        guard codeChannels > 0 else { throw SplitError("C' must be positive, not \(codeChannels)") }
         self.featureShape = featureShape
         self.geometry = geometry
-        codeShape = [codeChannels, try geometry.codeSize(featureShape[1]), try geometry.codeSize(featureShape[2])]
+        codeShape = try geometry.codeShape(feature: featureShape, codeChannels: codeChannels)
         conv = Conv2d(featureShape[0] + 1, codeChannels, kernelSize: geometry.kernel, stride: geometry.stride,
                       padding: geometry.padding)
         bn = BatchNorm2d(codeChannels)
@@ -140,13 +145,9 @@ public final class BottleNetDecoder: Module, @unchecked Sendable {
 
     /// A decoder from `codeChannels` (C′) channels back to features of shape `featureShape`.
     public init(featureShape: [Int], codeChannels: Int, geometry: BottleNetGeometry) throws {
-        guard featureShape.count == 3, featureShape.allSatisfy({ $0 > 0 }) else {
-            throw SplitError("BottleNet++ takes 2-D feature maps [C, H, W], not \(featureShape)")
-        }
-        guard codeChannels > 0 else { throw SplitError("C' must be positive, not \(codeChannels)") }
         self.featureShape = featureShape
         self.geometry = geometry
-        codeShape = [codeChannels, try geometry.codeSize(featureShape[1]), try geometry.codeSize(featureShape[2])]
+        codeShape = try geometry.codeShape(feature: featureShape, codeChannels: codeChannels)
         outputPadding = (try geometry.outputPadding(featureShape[1]), try geometry.outputPadding(featureShape[2]))
         let c = featureShape[0]
         if geometry.transposedDecoder {
@@ -687,6 +688,7 @@ public final class BottleNetSystem: CoInferenceSystem {
     public var config: String { "C'=\(model.codeChannels) \(coder == nil ? "8-bit" : "rANS")" }
     public var channel: String { testChannel.description }
     public var oneOffBytes: Int { coder?.oneOffBytes ?? 0 }
+    public var featureValues: Int? { model.featureShape.reduce(1, *) }
     /// The training channel's description (for ``CoInferenceRow/trainChannel``).
     public var trainChannel: String { model.trainChannel.description }
 

@@ -1,4 +1,5 @@
 import CDCData
+import CDCModels
 import CDCNN
 import CDCPipeline
 import CDCTensor
@@ -28,6 +29,37 @@ extension CoInferenceExperiment {
         let m = try CloudClassifier.make(cc, for: data)
         _ = try Checkpoint.load(into: m, from: models.appendingPathComponent("raw-s\(config.seed).safetensors"))
         return m
+    }
+
+    /// The control of the BottleNet++ rows: the raw classifier given what their phase 3 gives
+    /// it — the same epochs of fine-tuning with Adam at the same rate, on the same images — with
+    /// no bottleneck (cached as `models/raw-finetuned-s<seed>.safetensors`). Phase 3 trains the
+    /// backbone further, so against an under-trained raw classifier BottleNet++ can "gain"
+    /// accuracy; against this row it cannot.
+    func fineTunedRawRow(train: LabelledDataset, test: LabelledDataset) throws {
+        guard config.bottlenetPhase3Epochs > 0, !config.bottlenet.isEmpty else { return }
+        let url = models.appendingPathComponent("raw-finetuned-s\(config.seed).safetensors")
+        let model = try rawCopy(like: train)
+        if FileManager.default.fileExists(atPath: url.path) {
+            _ = try Checkpoint.load(into: model, from: url)
+        } else {
+            let tc = BottleNetTrainingConfig()
+            let trainer = ClassifierTrainer(model: model, optimizer: Adam(model.parameters(), learningRate: tc.phase3LearningRate))
+            try timed("classifier:raw-finetuned") {
+                for epoch in 0..<config.bottlenetPhase3Epochs {
+                    var correct = 0, seen = 0
+                    for indices in train.batchIndices(size: tc.batchSize, shuffle: config.seed &+ 3 &* 7_919 &+ UInt64(epoch) &* 104_729,
+                                                      dropLast: train.count >= tc.batchSize) {
+                        let (x, y) = train.batch(indices)
+                        correct += trainer.step(x, labels: y).correct; seen += y.count
+                    }
+                    log(String(format: "  [raw fine-tuned like phase 3] epoch %d: acc %.1f%%", epoch + 1, 100 * Float(correct) / Float(max(seen, 1))))
+                }
+                try Checkpoint.save(model, to: url, metadata: ["trained_on": "raw, then fine-tuned as BottleNet++'s phase 3"])
+            }
+        }
+        model.eval()
+        try measure(RawSystem(classifier: model, sampleShape: train.sampleShape, name: "raw-finetuned"), on: test)
     }
 
     /// One BottleNet++ configuration: trained from the raw classifier (phase 2 with the backbone

@@ -36,7 +36,7 @@ public struct CoInferenceConfig: Codable, Sendable {
     public var bottlenet: [BottleNetSpec] = [
         .init(split: "S2", codeChannels: 2, channel: "bec=0.01"), .init(split: "S2", codeChannels: 4, channel: "bec=0.01"),
         .init(split: "S2", codeChannels: 8, channel: "bec=0.01"), .init(split: "S2", codeChannels: 4, channel: "awgn=0.1"),
-        .init(split: "S3", codeChannels: 8, channel: "bec=0.01"),
+        .init(split: "S3", codeChannels: 8, channel: "bec=0.01"), .init(split: "S1", codeChannels: 1, channel: "bec=0.01"),
     ]
     public var bottlenetPhase2Epochs = 2, bottlenetPhase3Epochs = 1
     /// Test channels of the BottleNet++ robustness curves.
@@ -113,8 +113,11 @@ public final class CoInferenceExperiment {
     }
 
     /// Whether a row with these keys was measured already (a resumed run).
-    func has(_ system: String, _ split: String, _ config: String, _ channel: String) -> Bool {
-        rows.contains { $0.system == system && $0.split == split && $0.config == config && $0.channel == channel && $0.seed == self.config.seed }
+    func has(_ system: String, _ split: String, _ config: String, _ channel: String, trainChannel: String? = nil) -> Bool {
+        rows.contains {
+            $0.system == system && $0.split == split && $0.config == config && $0.channel == channel && $0.seed == self.config.seed
+                && $0.trainChannel == trainChannel
+        }
     }
 
     func add(_ row: CoInferenceRow) throws {
@@ -126,7 +129,7 @@ public final class CoInferenceExperiment {
     }
 
     func measure(_ s: any CoInferenceSystem, on test: LabelledDataset, trainChannel: String? = nil) throws {
-        guard !has(s.system, s.split, s.config, s.channel) else { return }
+        guard !has(s.system, s.split, s.config, s.channel, trainChannel: trainChannel) else { return }
         let row = try timed("measure") { try CoInferenceHarness.evaluate(s, on: test, seed: config.seed, trainChannel: trainChannel) }
         try add(row)
     }
@@ -144,6 +147,12 @@ public final class CoInferenceExperiment {
         }
         if let text = try? String(contentsOf: out.appendingPathComponent("search.csv"), encoding: .utf8) {
             searchRows = try CoInferenceReport.rows(fromCSV: text)
+        }
+        // A resumed run adds its phase times to those of the runs before it.
+        struct Saved: Decodable { var phaseSeconds: [String: Double] }
+        if let data = try? Data(contentsOf: out.appendingPathComponent("timings.json")),
+           let saved = try? JSONDecoder().decode(Saved.self, from: data) {
+            timings.merge(saved.phaseSeconds, uniquingKeysWith: +)
         }
         let n = config.trainSubset > 0 ? min(config.trainSubset, fullTrain.count) : fullTrain.count
         let v = min(config.validation, max(fullTrain.count - n, 0))
@@ -182,7 +191,9 @@ public final class CoInferenceExperiment {
         // DISC-like: the grid on validation images, then the chosen points on the test set.
         try discRows(raw: raw, calibration: calibration, validation: validation, test: test)
 
-        // BottleNet++: trained per configuration from the raw classifier, tested over its channels.
+        // BottleNet++: trained per configuration from the raw classifier, tested over its channels;
+        // beside it, the raw classifier fine-tuned as its phase 3 fine-tunes it.
+        try fineTunedRawRow(train: train, test: test)
         for spec in config.bottlenet {
             try bottlenetRows(spec, train: train, calibration: calibration, test: test)
         }

@@ -14,15 +14,17 @@ func scores(_ model: Module, _ x: Tensor) -> Tensor {
 /// The raw-data baseline: the device sends each sample itself — 8-bit pixels of an image, or
 /// 16-bit PCM of an audio clip (little-endian) — and the server runs the whole classifier.
 public final class RawSystem: CoInferenceSystem {
-    public let system = "raw", split = "input", channel = "none", oneOffBytes = 0
+    public let split = "input", channel = "none", oneOffBytes = 0
+    /// `raw`, or the name of a control row (e.g. `raw-finetuned`).
+    public let system: String
     public var config: String { audio ? "16-bit PCM" : "8-bit" }
     public let classifier: Module
     /// One sample's shape, `[C, H, W]` or `[1, L]`.
     public let sampleShape: [Int]
     public let audio: Bool
 
-    public init(classifier: Module, sampleShape: [Int], audio: Bool = false) {
-        self.classifier = classifier; self.sampleShape = sampleShape; self.audio = audio
+    public init(classifier: Module, sampleShape: [Int], audio: Bool = false, name: String = "raw") {
+        self.classifier = classifier; self.sampleShape = sampleShape; self.audio = audio; system = name
     }
 
     var perSample: Int { sampleShape.reduce(1, *) }

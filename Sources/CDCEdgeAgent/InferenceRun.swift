@@ -1,6 +1,7 @@
 import CDCCoInference
 import CDCData
 import CDCEdgeClient
+import CDCTensor
 import CDCWire
 import Foundation
 
@@ -22,6 +23,8 @@ public struct InferenceRunReport: Codable, Sendable {
     /// request bits over (round trip − server compute), median over batches.
     public var capBitsPerSecond: Double?
     public var measuredBitsPerSecond: Double
+    /// The emulated device slowdown K of the run (nil: none; see `InferenceRun.encode`).
+    public var deviceSlowdown: Double?
     /// When the split was chosen by the partition search: why, and every candidate as measured.
     public var chosenBy: String?
     public var candidates: [InferenceRun.MeasuredCandidate]?
@@ -33,7 +36,8 @@ public enum InferenceRun {
     /// `deployment` (encoding each batch on the edge first), checks the cloud's answers against
     /// the labels, and measures latency per batch.
     public static func run(key: String, deployment: CoInferenceDeployment, client: CloudClient, test: LabelledDataset,
-                           batchSize: Int, progress: ((Int, Int, String) -> Void)? = nil) async throws -> InferenceRunReport {
+                           batchSize: Int, deviceSlowdown: Double = 1,
+                           progress: ((Int, Int, String) -> Void)? = nil) async throws -> InferenceRunReport {
         let system = try deployment.system(forKey: key)
         var latencies: [Double] = [], devices: [Double] = [], servers: [Double] = [], rates: [Double] = []
         var correct = 0, payloadBytes = 0, requestBytes = 0
@@ -41,7 +45,7 @@ public enum InferenceRun {
         for (i, indices) in batches.enumerated() {
             let (x, labels) = test.batch(indices)
             let t0 = Date()
-            let payloads = try system.encode(x)
+            let payloads = try await encode(x, with: system, slowdown: deviceSlowdown)
             let t1 = Date()
             let reply = try await client.infer(system: key, payloads: payloads)
             let t2 = Date()
@@ -67,7 +71,8 @@ public enum InferenceRun {
                                   framingBytes: requestBytes - payloadBytes, oneOffBytes: system.oneOffBytes, requestBytes: requestBytes,
                                   latencyMsMedian: percentile(latencies, 0.5), latencyMsP95: percentile(latencies, 0.95),
                                   deviceMsMedian: percentile(devices, 0.5), serverMsMedian: percentile(servers, 0.5),
-                                  capBitsPerSecond: client.rateLimit?.bitsPerSecond, measuredBitsPerSecond: percentile(rates, 0.5))
+                                  capBitsPerSecond: client.rateLimit?.bitsPerSecond, measuredBitsPerSecond: percentile(rates, 0.5),
+                                  deviceSlowdown: deviceSlowdown == 1 ? nil : deviceSlowdown)
     }
 
     /// One candidate of the measured search: a system and its latency measured over the link.
@@ -86,10 +91,10 @@ public enum InferenceRun {
     /// fewest bits within `maxLoss` of the raw classifier's validation accuracy. Each candidate
     /// sends `probe` through the real link — encoding on this edge, the transfer at the link's
     /// rate and the cloud's compute all measured — and the one of lowest median latency per
-    /// sample wins. The device's and the cloud's speeds are whatever the two processes get
-    /// (`--threads` on the edge models a weaker device).
+    /// sample wins. The device's and the cloud's speeds are whatever the two processes get;
+    /// `deviceSlowdown` emulates a weaker edge (see ``encode(_:with:slowdown:)``).
     public static func chooseByMeasuredLatency(searchRows: [CoInferenceRow], deployment: CoInferenceDeployment, client: CloudClient,
-                                               probe: LabelledDataset, batchSize: Int, maxLoss: Float)
+                                               probe: LabelledDataset, batchSize: Int, maxLoss: Float, deviceSlowdown: Double = 1)
         async throws -> (chosen: MeasuredCandidate, candidates: [MeasuredCandidate]) {
         let reference = CoInferenceReport.reference(searchRows)
         var points: [CoInferenceRow] = searchRows.filter { $0.system == "raw" }
@@ -108,7 +113,7 @@ public enum InferenceRun {
             for indices in probe.batchIndices(size: batchSize, shuffle: nil) {
                 let x = probe.batch(indices).0
                 let t0 = Date()
-                let payloads = try system.encode(x)
+                let payloads = try await encode(x, with: system, slowdown: deviceSlowdown)
                 let t1 = Date()
                 let reply = try await client.infer(system: key, payloads: payloads)
                 let t2 = Date()
@@ -123,6 +128,16 @@ public enum InferenceRun {
         }
         let chosen = measured.min { ($0.latencyMs, -$0.validationAccuracy) < ($1.latencyMs, -$1.validationAccuracy) }!
         return (chosen, measured)
+    }
+
+    /// The device's side of a batch. With `slowdown` K > 1 it then waits (K − 1) × the time the
+    /// encoding took: an emulation of a device K times slower than this CPU (its compute is
+    /// slept, not spent), for trying the partition search against a weak edge on one machine.
+    static func encode(_ x: Tensor, with system: any CoInferenceSystem, slowdown: Double) async throws -> [[UInt8]] {
+        let t0 = Date()
+        let payloads = try system.encode(x)
+        if slowdown > 1 { try await Task.sleep(for: .seconds(Date().timeIntervalSince(t0) * (slowdown - 1))) }
+        return payloads
     }
 
     /// The `q`-quantile of `values` (nearest rank); 0 for none.

@@ -50,6 +50,8 @@ struct EdgeInfer: AsyncParsableCommand {
     @Option(help: "Samples per request.") var batch = 100
     @Option(help: "Attempts per request before giving up.") var attempts = 5
     @Option(help: ArgumentHelp("Cap the upload rate at this many Mbit/s.", valueName: "mbit/s")) var maxRate: Double?
+    @Option(help: "Emulate an edge K times slower than this CPU: after encoding each batch, wait (K − 1) × the time it took (compute slept, not spent; stated in the report).")
+    var deviceSlowdown: Double = 1
     @Option(help: "Write the measurements to this JSON file.") var report: String?
 
     mutating func run() async throws {
@@ -58,6 +60,7 @@ struct EdgeInfer: AsyncParsableCommand {
             throw ValidationError("an edge token is required: --token or CDC_EDGE_TOKEN (from `cdc cloud add-edge`)")
         }
         guard batch >= 1, attempts >= 1, testSubset >= 0 else { throw ValidationError("--batch and --attempts must be ≥ 1") }
+        guard deviceSlowdown >= 1, deviceSlowdown.isFinite else { throw ValidationError("--device-slowdown must be ≥ 1") }
         let rateLimit: UplinkRateLimit?
         do { rateLimit = try maxRate.map { try UplinkRateLimit(bitsPerSecond: $0 * 1e6) } } catch { throw ValidationError("--max-rate: \(error)") }
         let deployment = try deploymentOptions.deployment(directory: models, data: dataOptions)
@@ -74,7 +77,8 @@ struct EdgeInfer: AsyncParsableCommand {
             let rows = try CoInferenceReport.rows(fromCSV: String(contentsOf: url, encoding: .utf8))
             let probe = test.prefix(min(probeImages, test.count))
             let (chosen, all) = try await InferenceRun.chooseByMeasuredLatency(searchRows: rows, deployment: deployment, client: client,
-                                                                                probe: probe, batchSize: batch, maxLoss: maxLoss / 100)
+                                                                                probe: probe, batchSize: batch, maxLoss: maxLoss / 100,
+                                                                                deviceSlowdown: deviceSlowdown)
             for c in all {
                 log(String(format: "  candidate %@: %.0f bits, validation %.2f%%, measured %.3f ms/sample (device %.3f, server %.3f)",
                            c.key, c.bitsPerSample, 100 * c.validationAccuracy, c.latencyMs, c.deviceMs, c.serverMs))
@@ -91,7 +95,8 @@ struct EdgeInfer: AsyncParsableCommand {
         }
         if system == "cdc" { key = try deployment.system(forKey: key).key }
         let printer = ProgressPrinter()
-        var result = try await InferenceRun.run(key: key, deployment: deployment, client: client, test: test, batchSize: batch) {
+        var result = try await InferenceRun.run(key: key, deployment: deployment, client: client, test: test, batchSize: batch,
+                                                deviceSlowdown: deviceSlowdown) {
             printer.handle(.step(task: "infer", done: $0, total: $1, status: $2))
         }
         result.chosenBy = chosenBy
