@@ -39,8 +39,8 @@ public struct CoInferenceConfig: Codable, Sendable {
         .init(split: "S3", codeChannels: 8, channel: "bec=0.01"), .init(split: "S1", codeChannels: 1, channel: "bec=0.01"),
     ]
     public var bottlenetPhase2Epochs = 2, bottlenetPhase3Epochs = 1
-    /// Test channels of the BottleNet++ robustness curves.
-    public var testSigmas: [Float] = [0, 0.05, 0.1, 0.2, 0.3, 0.5]
+    /// Test channels of the BottleNet++ robustness curves: σ (AWGN; 26 down to 0 dB) and p (BEC).
+    public var testSigmas: [Float] = [0, 0.05, 0.1, 0.2, 0.3, 0.5, 1]
     public var testErasures: [Float] = [0, 0.001, 0.01, 0.05, 0.1]
     /// Test images of the channel curves (0 = all): each level is a full forward pass.
     public var channelTestSubset = 2000
@@ -91,7 +91,7 @@ public struct BottleNetSpec: Codable, Sendable, Hashable {
 /// `cdc experiment co-inference`: trains what each system needs (once; models cached in
 /// `out/models`, so a rerun resumes), measures every system on the test set with
 /// ``CoInferenceHarness``, runs the DISC-like partition search on validation images, and writes
-/// `results.csv`, `search.csv`, `results.md`, `plot.svg`, `channel.svg` and `timings.json`.
+/// `results.csv`, `search.csv`, `results.md`, `plot.svg`, `channel-awgn.svg`, `channel-bec.svg` and `timings.json`.
 /// Rows already in `results.csv` are kept and not measured again.
 public final class CoInferenceExperiment {
     public let config: CoInferenceConfig
@@ -198,7 +198,7 @@ public final class CoInferenceExperiment {
             try bottlenetRows(spec, train: train, calibration: calibration, test: test)
         }
         try write()
-        log("wrote \(out.path)/results.csv, search.csv, results.md, plot.svg, channel.svg, timings.json")
+        log("wrote \(out.path)/results.csv, search.csv, results.md, plot.svg, channel-awgn.svg, channel-bec.svg, timings.json")
     }
 
     // MARK: Phases

@@ -34,6 +34,9 @@ public struct CoInferenceRow: Codable, Sendable, Equatable {
         self.seed = seed; self.samples = samples; self.featureValues = featureValues; self.trainChannel = trainChannel
     }
 
+    /// The name the measured system is served under (``coInferenceKey(system:split:config:channel:)``).
+    public var key: String { coInferenceKey(system: system, split: split, config: config, channel: channel) }
+
     /// The end-to-end latency of one sample over a link of `bitsPerSecond`, milliseconds:
     /// device time + transfer time + server time (requests one at a time, no queueing).
     public func latencyMs(bitsPerSecond: Double) -> Double {

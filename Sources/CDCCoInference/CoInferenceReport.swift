@@ -3,8 +3,8 @@ import Foundation
 
 /// The files of `cdc experiment co-inference`: `results.csv` (test rows), `search.csv` (the
 /// DISC-like grid on validation images), `results.md`, `plot.svg` (accuracy against bits per
-/// sample, every system), `channel.svg` (BottleNet++ accuracy against SNR and erasure
-/// probability) and `timings.json`.
+/// sample, every system), `channel-awgn.svg` and `channel-bec.svg` (BottleNet++ accuracy
+/// against SNR and against erasure probability) and `timings.json`.
 public enum CoInferenceReport {
     static let columns = ["system", "split", "config", "channel", "bits_per_sample", "one_off_bytes", "accuracy",
                           "accuracy_loss", "device_ms", "server_ms", "seed", "bits_per_pixel", "samples", "feature_values",
@@ -206,32 +206,32 @@ public enum CoInferenceReport {
         return LinePlot.svg(series, xLabel: "bits per sample (payload, log scale)", yLabel: "test accuracy", logX: true)
     }
 
-    /// BottleNet++ accuracy against the test channel: SNR (dB, AWGN) and erasure probability (BEC).
-    public static func channelSVG(_ rows: [CoInferenceRow]) -> String {
-        var series: [LinePlot.Series] = []
+    /// BottleNet++ accuracy against the test channel of one kind, a line per trained
+    /// configuration of that kind (its noiseless row included): `awgn` against SNR in dB
+    /// (20·log10(1/σ), the sigmoid code's peak being 1; noiseless drawn at 40 dB), `bec` against
+    /// −log10 p (noiseless drawn at 4, i.e. p = 10⁻⁴).
+    public static func channelSVG(_ rows: [CoInferenceRow], kind: String) -> String {
         let colors = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
-        let bn = rows.filter { $0.system == "bottlenet++" && $0.trainChannel != nil }
+        let bn = rows.filter { $0.system == "bottlenet++" && ($0.trainChannel ?? "").hasPrefix(kind) }
         var keys: [String] = []
-        for r in bn where !keys.contains("\(r.split) \(r.config) \(r.trainChannel!)") { keys.append("\(r.split) \(r.config) \(r.trainChannel!)") }
-        for (i, key) in keys.enumerated() {
-            let pts = bn.filter { "\($0.split) \($0.config) \($0.trainChannel!)" == key }.compactMap { r -> (Double, Double)? in
-                guard let x = channelAxis(r.channel) else { return nil }
-                return (x, Double(r.accuracy))
+        for r in bn where !keys.contains("\(r.split) \(r.config) trained \(r.trainChannel!)") { keys.append("\(r.split) \(r.config) trained \(r.trainChannel!)") }
+        let series = keys.enumerated().map { i, key in
+            let pts = bn.filter { "\($0.split) \($0.config) trained \($0.trainChannel!)" == key }.compactMap { r -> (Double, Double)? in
+                channelAxis(r.channel, kind: kind).map { ($0, Double(r.accuracy)) }
             }.sorted { $0.0 < $1.0 }
-            series.append(.init(name: key, color: colors[i % colors.count], points: pts, connect: true))
+            return LinePlot.Series(name: key, color: colors[i % colors.count], points: pts, connect: true)
         }
-        return LinePlot.svg(series, xLabel: "test channel: SNR in dB (AWGN, 20·log10(1/σ); 40 = noiseless) / −log10 p (BEC)",
+        return LinePlot.svg(series, xLabel: kind == "awgn" ? "SNR of the test channel, dB (40: noiseless)"
+                                                           : "−log10 of the test erasure probability p (4: noiseless)",
                             yLabel: "test accuracy", logX: false)
     }
 
-    /// The x position of a test channel: AWGN SNR in dB, BEC −log10 p; noiseless at 40.
-    static func channelAxis(_ channel: String) -> Double? {
-        if channel == "none" { return 40 }
+    /// The x position of a test channel: AWGN SNR in dB (noiseless 40), BEC −log10 p (noiseless 4).
+    static func channelAxis(_ channel: String, kind: String) -> Double? {
+        if channel == "none" { return kind == "awgn" ? 40 : 4 }
         let parts = channel.split(separator: "=")
-        guard parts.count == 2, let v = Double(parts[1]) else { return nil }
-        if channel.hasPrefix("awgn") { return v > 0 ? 20 * log10(1 / v) : 40 }
-        if channel.hasPrefix("bec") { return v > 0 ? -log10(v) : 40 }
-        return nil
+        guard channel.hasPrefix(kind), parts.count == 2, let v = Double(parts[1]), v > 0 else { return nil }
+        return kind == "awgn" ? 20 * log10(1 / v) : -log10(v)
     }
 
     /// Writes every file (each atomically); losses are measured against the raw row first.
@@ -243,7 +243,8 @@ public enum CoInferenceReport {
         try DurableFile.write(Data(csv(searchRows).utf8), to: dir.appendingPathComponent("search.csv"))
         try DurableFile.write(Data(markdown(rows, searchRows: searchRows, config: config).utf8), to: dir.appendingPathComponent("results.md"))
         try DurableFile.write(Data(svg(rows).utf8), to: dir.appendingPathComponent("plot.svg"))
-        try DurableFile.write(Data(channelSVG(rows).utf8), to: dir.appendingPathComponent("channel.svg"))
+        try DurableFile.write(Data(channelSVG(rows, kind: "awgn").utf8), to: dir.appendingPathComponent("channel-awgn.svg"))
+        try DurableFile.write(Data(channelSVG(rows, kind: "bec").utf8), to: dir.appendingPathComponent("channel-bec.svg"))
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         struct Meta: Encodable { var config: CoInferenceConfig; var phaseSeconds: [String: Double] }

@@ -36,7 +36,11 @@ extension CoInferenceSystem {
 
     /// The name the inference endpoint serves this system under: `system/split/config/channel`
     /// with spaces as `_`.
-    public var key: String {
-        [system, split, config, channel].map { $0.replacingOccurrences(of: " ", with: "_") }.joined(separator: "/")
-    }
+    public var key: String { coInferenceKey(system: system, split: split, config: config, channel: channel) }
+}
+
+/// The name a system is served under: `system/split/config/channel` with spaces as `_` (what
+/// ``CoInferenceDeployment/system(forKey:)`` parses back).
+public func coInferenceKey(system: String, split: String, config: String, channel: String) -> String {
+    [system, split, config, channel].map { $0.replacingOccurrences(of: " ", with: "_") }.joined(separator: "/")
 }

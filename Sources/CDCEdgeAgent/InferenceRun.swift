@@ -107,7 +107,7 @@ public enum InferenceRun {
         guard !points.isEmpty else { throw SplitError("the search table has no raw row and no point within \(maxLoss * 100) pp") }
         var measured: [MeasuredCandidate] = []
         for p in points {
-            let key = [p.system, p.split, p.config, p.channel].map { $0.replacingOccurrences(of: " ", with: "_") }.joined(separator: "/")
+            let key = p.key
             let system = try deployment.system(forKey: key)
             var latencies: [Double] = [], devices: [Double] = [], servers: [Double] = []
             for indices in probe.batchIndices(size: batchSize, shuffle: nil) {

@@ -190,7 +190,7 @@ func commaList<T>(_ text: String, _ what: String, _ parse: (String) -> T?) throw
 struct CoInference: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "co-inference",
-        abstract: "Raw, JPEG, WebP, CDC, DISC-like (with its partition search) and BottleNet++ on real coded bytes; write results.csv, search.csv, results.md, plot.svg, channel.svg.",
+        abstract: "Raw, JPEG, WebP, CDC, DISC-like (with its partition search) and BottleNet++ on real coded bytes; write results.csv, search.csv, results.md, plot.svg, channel-awgn.svg, channel-bec.svg.",
         discussion: """
             Trained models are kept in OUT/models and finished rows in OUT/results.csv: a rerun with the same \
             --out resumes where the last one stopped. See docs/co-inference.md.

@@ -91,7 +91,7 @@ struct EdgeInfer: AsyncParsableCommand {
         } else {
             let defaults = ["raw": "8-bit"]
             guard let cfg = config ?? defaults[system] else { throw ValidationError("--config is required for \(system)") }
-            key = [system, sendsInput ? "input" : split, cfg, channel].map { $0.replacingOccurrences(of: " ", with: "_") }.joined(separator: "/")
+            key = coInferenceKey(system: system, split: sendsInput ? "input" : split, config: cfg, channel: channel)
         }
         if system == "cdc" { key = try deployment.system(forKey: key).key }
         let printer = ProgressPrinter()
