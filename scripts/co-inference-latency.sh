@@ -37,8 +37,10 @@ for cap in $CAPS; do
   for s in $SYSTEMS; do
     IFS='|' read -r system split config <<< "$s"
     echo "== cap $cap Mbit/s: $system $split $config"
+    name="$system-$split-$config"
+    name=${name//[^A-Za-z0-9._=+-]/_}
     $cdc edge infer "${common[@]}" --max-rate "$cap" --system "$system" --split "$split" --config "$config" \
-      --report "$out/$system-$split-${config// /_}-$cap.json"
+      --report "$out/$name-$cap.json"
   done
 done
 echo "reports in $out"
