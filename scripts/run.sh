@@ -20,7 +20,11 @@
 # .build/spoken-digits unless DATA names an audio dataset), cdc-ae-1d + cdc-ec-1d on the edge and
 # m5 on the cloud; step 5 is then left out (Opus and μ-law are rows of `cdc experiment
 # rate-accuracy` on audio, see docs/audio.md).
-# Environment: SUBSET, TEST_SUBSET, EDGE_EPOCHS, RETUNE_EPOCHS, CLOUD_EPOCHS, RATE_WEIGHT (λ of
+# SYSTEM=vae-cls runs the same loop with the VAE codec on the edge instead of CDC's autoencoder:
+# it trains encoder, quantizer and a classifier on the latents jointly under a rate constraint,
+# uploads coded latents with a small latent file (no decoder), and the cloud trains a classifier
+# on the latents themselves (m = 4, 3, 2 are L = 2, 3, 6 centres). Images only.
+# Environment: SYSTEM (cdc or vae-cls), SUBSET, TEST_SUBSET, EDGE_EPOCHS, RETUNE_EPOCHS, CLOUD_EPOCHS, RATE_WEIGHT (λ of
 # the learned prior's rate term), BUDGET (seconds the cloud allows per upload), UPLINK (Mbit/s; 0: no cap), CODECS
 # (jpeg,webp), DATA (a dataset directory in any format --data reads; default: Debian's
 # Fashion-MNIST), PORT (default 8080), WORK (default .build/run), FULL.
@@ -59,19 +63,23 @@ grep listening "$work/serve.log" || { cat "$work/serve.log"; exit 1; }
 export CDC_EDGE_TOKEN=$token
 data_args=()
 [ -n "${DATA:-}" ] && data_args=(--data "$DATA")
-edge_args=("${data_args[@]}" --cloud "http://127.0.0.1:$port" --session "$work/edge" --subset "$SUBSET" --rounds 1)
+system=${SYSTEM:-cdc}
+edge_args=("${data_args[@]}" --cloud "http://127.0.0.1:$port" --session "$work/edge" --subset "$SUBSET" --rounds 1 --system "$system")
+# λ of the learned prior is CDC's; vae-cls has its own rate target per m.
+rate_args=(--rate-weight "$RATE_WEIGHT")
+[ "$system" = vae-cls ] && rate_args=()
 [ "$UPLINK" != 0 ] && edge_args+=(--max-rate "$UPLINK")
 cloud_args=("${data_args[@]}" --store "$work/cloud.db" --edge edge-1 --test-subset "$TEST_SUBSET")
 # The test images as the edge would send them at inference, encoded by the session that made mask m's upload.
 encode_test() {
   local session=$work/edge
-  [ -f "$work/edge/m$1/session.json" ] && session=$work/edge/m$1
+  { [ -f "$work/edge/m$1/session.json" ] || [ -f "$work/edge/m$1/vae-session.json" ]; } && session=$work/edge/m$1
   $cdc edge compress "${data_args[@]}" --session "$session" --split test --out "$work/test-m$1.cdc" --decoder-out "$work/test-m$1-decoder.safetensors" >/dev/null
 }
 last_mask() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['uploads'][-1]['mask'])" "$1"; }
 
 echo "== edge: stage-1 training, compression and upload"
-$cdc edge run "${edge_args[@]}" --epochs "$EDGE_EPOCHS" --rate-weight "$RATE_WEIGHT" --report "$work/edge-1.json"
+$cdc edge run "${edge_args[@]}" --epochs "$EDGE_EPOCHS" "${rate_args[@]}" --report "$work/edge-1.json"
 m1=$(last_mask "$work/edge-1.json")
 encode_test "$m1"
 echo "== cloud: restore the upload and train the classifier (resnext-11 for images, m5 for audio)"

@@ -163,9 +163,11 @@ public final class CloudTrainer {
     public func train(on upload: UploadStatus) async throws -> TrainedClassifier {
         let (codes, decoderFile) = try await restore(upload)
         let restored = try EdgeCodec.restore(codes, decoderFile: decoderFile)
-        if let r = try await store.registration(edge: edge),
-           (r.channels, r.height, r.width) != (restored.channels, restored.height, restored.width) {
-            throw PipelineError("edge \(edge) registered \(r.channels)×\(r.height)×\(r.width) samples; upload \(upload.id) restores \(restored.geometry)")
+        // vae-cls uploads restore latents; their latent file names the images' geometry.
+        let imageGeometry = restored.latentCodec == nil ? (restored.channels, restored.height, restored.width)
+            : try VAEClsCodec.read(decoderFile).geometry
+        if let r = try await store.registration(edge: edge), (r.channels, r.height, r.width) != imageGeometry {
+            throw PipelineError("edge \(edge) registered \(r.channels)×\(r.height)×\(r.width) samples; upload \(upload.id) holds \(imageGeometry.0)×\(imageGeometry.1)×\(imageGeometry.2)")
         }
         let cfg = settings.classifier
         let (train, validation) = restored.split(validationFraction: settings.validationFraction, seed: cfg.seed)

@@ -10,11 +10,12 @@ import Synchronization
 /// The co-inference systems of one trained experiment directory (`cdc experiment co-inference
 /// --out DIR`), as both sides of a deployment build them: the edge to encode, the cloud to
 /// classify. Systems are named by their ``CoInferenceSystem/key``
-/// (`system/split/config/channel`): `raw`, CDC (one per trained mask) and BottleNet++ (one per
+/// (`system/split/config/channel`): `raw`, CDC (one per trained mask), vae-cls (one per trained
+/// rate point) and BottleNet++ (one per
 /// trained configuration, at any test channel) come from `DIR/models`; DISC-like, JPEG and WebP
 /// need no training and are built from the key itself, at any setting.
 ///
-/// Histograms (DISC-like, CDC) are counted on the first `calibration` training images on both
+/// Histograms (DISC-like, CDC, vae-cls) are counted on the first `calibration` training images on both
 /// sides — the same images give the same tables, and their serialized size is what the
 /// results report as the one-off transfer.
 public final class CoInferenceDeployment {
@@ -54,6 +55,9 @@ public final class CoInferenceDeployment {
         for f in files.sorted() where f.hasPrefix("cdc-m") && !f.hasSuffix(".safetensors") {
             if let m = Int(f.dropFirst(5).prefix { $0.isNumber }), let s = try? cdc(mask: m) { out.append(s) }
         }
+        for f in files.sorted() where f.hasPrefix("vae-cls-L") && f.hasSuffix("-s\(seed)") {
+            if let s = try? vaeCls(directory: models.appendingPathComponent(f)) { out.append(s) }
+        }
         return out
     }
 
@@ -83,9 +87,14 @@ public final class CoInferenceDeployment {
             let features = try Autograd.noGrad { try splitter.device(calibration, to: split) }
             s = try DISCLikeSystem(classifier: splitter, split: split, tau: tau, bits: b, coding: system == "disc-like" ? .rans : .zlib,
                                    calibration: features)
+        case "vae-cls":
+            guard let l = settings["L"].flatMap(Int.init), let r = settings["R"].flatMap(Float.init) else {
+                throw SplitError("vae-cls needs L=… R=… in '\(config)'")
+            }
+            s = try vaeCls(directory: models.appendingPathComponent(String(format: "vae-cls-L%d-R%g-s%d", l, r, seed)))
         default:
             if let bn = try bottlenet(system: system, split: split, config: config, channel: channel) { s = bn; break }
-            throw SplitError("unknown system '\(system)' (raw, jpeg, webp, cdc, disc-like, disc-like-zlib, bottlenet++, bottlenet++-coded)")
+            throw SplitError("unknown system '\(system)' (raw, jpeg, webp, cdc, vae-cls, disc-like, disc-like-zlib, bottlenet++, bottlenet++-coded)")
         }
         guard s.key == key || system == "cdc" || system.hasPrefix("bottlenet") else {
             throw SplitError("'\(key)' names \(s.key): write the key as the catalog does")
@@ -102,6 +111,15 @@ public final class CoInferenceDeployment {
             if kv.count == 2 { out[String(kv[0])] = String(kv[1]) }
         }
         return out
+    }
+
+    /// vae-cls from its trained session directory (`models/vae-cls-L<L>-R<target>-s<seed>/`).
+    func vaeCls(directory dir: URL) throws -> VAEClsSystem {
+        let session = try VAEClsSession.resume(from: dir)
+        let target = session.config.ratePoint.target
+        let s = try VAEClsSystem(model: session.model, rateTarget: target, calibration: calibration)
+        cache[s.key] = s
+        return s
     }
 
     /// CDC at mask `m` from `models/cdc-m<m>-s<seed>/` and its classifier.

@@ -44,6 +44,19 @@ public struct CoInferenceConfig: Codable, Sendable {
     public var testErasures: [Float] = [0, 0.001, 0.01, 0.05, 0.1]
     /// Test images of the channel curves (0 = all): each level is a full forward pass.
     public var channelTestSubset = 2000
+    /// vae-cls rate points (L centres, R_target bits per pixel) and training epochs: by default
+    /// the edge–cloud loop's m = 4, 3, 2 (L = 2, 3, 6).
+    public var vaeRates: [VAERatePoint] = [4, 3, 2].map(VAERatePoint.forMask)
+    public var vaeEpochs = 10
+    /// Train vae-cls's optional decoder branch too (its PSNR is reported beside the accuracy).
+    public var vaeDecoder = true
+    /// The system families to run (nil: all): `jpeg`, `webp`, `cdc`, `disc-like`, `bottlenet++`,
+    /// `vae-cls`. The raw classifier always runs (it is the backbone and the reference).
+    public var systems: [String]? = nil
+    /// Every family ``systems`` may name.
+    public static let families = ["jpeg", "webp", "cdc", "disc-like", "bottlenet++", "vae-cls"]
+    /// Whether the run includes `family`.
+    public func runs(_ family: String) -> Bool { systems?.contains(family) ?? true }
 
     public init() {
         classifier.epochs = 6
@@ -61,6 +74,7 @@ public struct CoInferenceConfig: Codable, Sendable {
         c.bottlenet = [.init(split: "S2", codeChannels: 4, channel: "bec=0.01")]
         c.bottlenetPhase2Epochs = 1; c.bottlenetPhase3Epochs = 0
         c.testSigmas = [0, 0.1, 0.3]; c.testErasures = [0, 0.01, 0.1]
+        c.vaeRates = [VAERatePoint.forMask(4)]; c.vaeEpochs = 4
         return c
     }
 }
@@ -172,7 +186,7 @@ public final class CoInferenceExperiment {
 
         // JPEG and WebP at test time through the raw classifier.
         let sample8 = Array(train.prefix(min(500, train.count)).rawImages())
-        for kind in ImageCodecKind.allCases {
+        for kind in ImageCodecKind.allCases where config.runs(kind.rawValue) {
             let qualities = try timed("codec-search") {
                 try BaselineCodec.qualities(bracketing: config.codecTargets, kind: kind, sample: sample8, counting: \.bitsPerPixelSharedHeaders)
             }
@@ -183,19 +197,26 @@ public final class CoInferenceExperiment {
         }
 
         // CDC: the edge's codes, the cloud's classifier trained on restored images.
-        for m in config.cdcMasks {
+        for m in config.cdcMasks where config.runs("cdc") {
             let cdc = try cdcSystem(mask: m, train: train, calibration: calibration)
             try measure(cdc, on: test)
         }
 
+        // vae-cls: encoder and latent classifier trained jointly under the rate constraint.
+        for point in config.vaeRates where config.runs("vae-cls") {
+            try vaeClsRow(point, train: train, calibration: calibration, test: test)
+        }
+
         // DISC-like: the grid on validation images, then the chosen points on the test set.
-        try discRows(raw: raw, calibration: calibration, validation: validation, test: test)
+        if config.runs("disc-like") { try discRows(raw: raw, calibration: calibration, validation: validation, test: test) }
 
         // BottleNet++: trained per configuration from the raw classifier, tested over its channels;
         // beside it, the raw classifier fine-tuned as its phase 3 fine-tunes it.
-        try fineTunedRawRow(train: train, test: test)
-        for spec in config.bottlenet {
-            try bottlenetRows(spec, train: train, calibration: calibration, test: test)
+        if config.runs("bottlenet++") {
+            try fineTunedRawRow(train: train, test: test)
+            for spec in config.bottlenet {
+                try bottlenetRows(spec, train: train, calibration: calibration, test: test)
+            }
         }
         try write()
         log("wrote \(out.path)/results.csv, search.csv, results.md, plot.svg, channel-awgn.svg, channel-bec.svg, timings.json")

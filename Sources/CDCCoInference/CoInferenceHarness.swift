@@ -24,6 +24,9 @@ public struct CoInferenceRow: Codable, Sendable, Equatable {
     public var featureValues: Int?
     /// The channel the system was trained with, when it differs from the test channel (BottleNet++).
     public var trainChannel: String?
+    /// PSNR (dB, peak 1) of images restored from the same payloads by a decoder branch, for a
+    /// system that has one (vae-cls's EncClassRec branch); nil otherwise.
+    public var restoredPSNR: Double? = nil
 
     public init(system: String, split: String, config: String, channel: String, bitsPerSample: Double, bitsPerPixel: Double,
                 oneOffBytes: Int, accuracy: Float, accuracyLoss: Float, deviceMs: Double, serverMs: Double, seed: UInt64,
@@ -36,6 +39,13 @@ public struct CoInferenceRow: Codable, Sendable, Equatable {
 
     /// The name the measured system is served under (``coInferenceKey(system:split:config:channel:)``).
     public var key: String { coInferenceKey(system: system, split: split, config: config, channel: channel) }
+
+    /// This row with ``restoredPSNR`` set.
+    public func withRestoredPSNR(_ psnr: Double?) -> CoInferenceRow {
+        var r = self
+        r.restoredPSNR = psnr
+        return r
+    }
 
     /// The end-to-end latency of one sample over a link of `bitsPerSecond`, milliseconds:
     /// device time + transfer time + server time (requests one at a time, no queueing).

@@ -1,4 +1,7 @@
 import CDCFileIO
+import CDCModels
+import CDCNN
+import CDCTensor
 import Foundation
 
 /// The files of `cdc experiment co-inference`: `results.csv` (test rows), `search.csv` (the
@@ -8,7 +11,7 @@ import Foundation
 public enum CoInferenceReport {
     static let columns = ["system", "split", "config", "channel", "bits_per_sample", "one_off_bytes", "accuracy",
                           "accuracy_loss", "device_ms", "server_ms", "seed", "bits_per_pixel", "samples", "feature_values",
-                          "train_channel"]
+                          "train_channel", "restored_psnr_db"]
 
     public static func csv(_ rows: [CoInferenceRow]) -> String {
         var s = columns.joined(separator: ",") + "\n"
@@ -17,7 +20,7 @@ public enum CoInferenceReport {
                                     String(format: "%.4f", r.accuracy), String(format: "%.4f", r.accuracyLoss),
                                     String(format: "%.4f", r.deviceMs), String(format: "%.4f", r.serverMs), "\(r.seed)",
                                     String(format: "%.6f", r.bitsPerPixel), "\(r.samples)", r.featureValues.map(String.init) ?? "",
-                                    r.trainChannel ?? ""]
+                                    r.trainChannel ?? "", r.restoredPSNR.map { String(format: "%.2f", $0) } ?? ""]
             s += fields.map { $0.contains(",") ? "\"\($0)\"" : $0 }.joined(separator: ",") + "\n"
         }
         return s
@@ -28,9 +31,13 @@ public enum CoInferenceReport {
         var lines = text.split(separator: "\n").map(String.init)
         guard !lines.isEmpty else { return [] }
         let header = lines.removeFirst().split(separator: ",").map(String.init)
-        guard header == columns else { throw SplitError("not a co-inference results file (columns \(header))") }
+        // Files written before the PSNR column lack only it.
+        guard header == columns || header == Array(columns.dropLast()) else {
+            throw SplitError("not a co-inference results file (columns \(header))")
+        }
         return try lines.map { line in
-            let f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            var f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            if header.count == columns.count - 1 && f.count == header.count { f.append("") }
             guard f.count == columns.count, let bits = Double(f[4]), let oneOff = Int(f[5]), let acc = Float(f[6]),
                   let loss = Float(f[7]), let dev = Double(f[8]), let srv = Double(f[9]), let seed = UInt64(f[10]),
                   let bpp = Double(f[11]), let n = Int(f[12]) else {
@@ -39,6 +46,7 @@ public enum CoInferenceReport {
             return CoInferenceRow(system: f[0], split: f[1], config: f[2], channel: f[3], bitsPerSample: bits, bitsPerPixel: bpp,
                                   oneOffBytes: oneOff, accuracy: acc, accuracyLoss: loss, deviceMs: dev, serverMs: srv, seed: seed,
                                   samples: n, featureValues: Int(f[13]), trainChannel: f[14].isEmpty ? nil : f[14])
+                .withRestoredPSNR(Double(f[15]))
         }
     }
 
@@ -133,6 +141,7 @@ public enum CoInferenceReport {
                               + "spends %.3f ms per sample against %.3f ms for the whole classifier (split G), %.1f× less, at %.2f pp loss.",
                               early.split, early.deviceMs, whole, whole / max(early.deviceMs, 1e-9), 100 * (raw - early.accuracy)))
         }
+        out += vaeClsClaims(rows, raw: raw)
         // DISC: > 98 % data-size reduction with < 1 % accuracy loss.
         let disc = rows.filter { $0.system == "disc-like" && raw - $0.accuracy < 0.01 }
         if let best = disc.min(by: { $0.bitsPerSample < $1.bitsPerSample }), let values = best.featureValues {
@@ -146,6 +155,68 @@ public enum CoInferenceReport {
             out.append("DISC (> 98 % reduction at < 1 % loss): no DISC-like test row within 1 pp.")
         }
         return out
+    }
+
+    /// The VAE codec's claims (Chamain et al.): more accurate than JPEG at about 0.8 bpp (by more
+    /// than 10 pp on CIFAR-10), and a smaller, faster device encoder than the classifier's front.
+    static func vaeClsClaims(_ rows: [CoInferenceRow], raw: Float) -> [String] {
+        let vae = rows.filter { $0.system == "vae-cls" && $0.channel == "none" }
+        guard !vae.isEmpty else { return [] }
+        var out: [String] = []
+        if let jpeg = rows.filter({ $0.system == "jpeg" }).min(by: { abs($0.bitsPerPixel - 0.8) < abs($1.bitsPerPixel - 0.8) }) {
+            if let best = vae.filter({ $0.bitsPerSample <= jpeg.bitsPerSample * 1.1 }).max(by: { $0.accuracy < $1.accuracy }) {
+                let gain = best.accuracy - jpeg.accuracy
+                out.append(String(format: "vae-cls (more accurate than JPEG at about 0.8 bpp, by more than 10 pp on CIFAR-10): at %.0f bits "
+                                  + "(%.3f bpp, %@) %@ against JPEG's %@ at %.0f bits (%.3f bpp, %@), %+.2f pp — %@.", best.bitsPerSample,
+                                  best.bitsPerPixel, best.config, pct(best.accuracy), pct(jpeg.accuracy), jpeg.bitsPerSample,
+                                  jpeg.bitsPerPixel, jpeg.config, 100 * gain,
+                                  gain > 0.10 ? "holds, by the paper's margin" : gain > 0 ? "more accurate, but by less than the paper's 10 pp" : "does not hold"))
+            } else {
+                out.append(String(format: "vae-cls against JPEG at about 0.8 bpp: no vae-cls row at or below JPEG's %.0f bits.", jpeg.bitsPerSample))
+            }
+        }
+        // The decoder branch (EncClassRec): images restored from the same codes.
+        let restored = vae.filter { $0.restoredPSNR != nil }
+        if !restored.isEmpty {
+            out.append("vae-cls's optional decoder branch (trained on the same latents, detached, so the codes do not change) restores images at "
+                       + restored.map { String(format: "%.2f dB PSNR (%@, %@ classified from the latents)", $0.restoredPSNR!, $0.config, pct($0.accuracy)) }
+                           .joined(separator: "; ") + ".")
+        }
+        // The device's side against the classifier's front (what a split system runs on the device).
+        let (encoderParams, encoderFlops, frontParams, frontFlops) = Self.encoderAndFront()
+        let fastest = vae.map(\.deviceMs).min() ?? 0
+        let fronts = ["S2", "S3"].compactMap { split in
+            rows.filter { $0.split == split && $0.channel == "none" && ($0.system == "disc-like" || $0.system == "bottlenet++") }
+                .map(\.deviceMs).min().map { (split, $0) }
+        }
+        let measured = fronts.map { String(format: "%@ %.3f ms", $0.0, $0.1) }.joined(separator: ", ")
+        let smaller = encoderParams < frontParams.s2 && encoderFlops < frontFlops.s2
+        let faster = fronts.allSatisfy { fastest < $0.1 }
+        out.append(String(format: "vae-cls (a smaller and faster encoder than the classifier's front: 65–99 %% smaller, 1.5–13.1× faster): its encoder has "
+                          + "%d parameters and %.1f MFLOP per image against resnext-11's front up to S2 %d parameters / %.1f MFLOP "
+                          + "(up to S3: %d / %.1f MFLOP): %.0f %% smaller, %.1f× fewer FLOPs than the S2 front; measured %.3f ms per image on "
+                          + "the device against %@ for the fronts (DISC-like/BottleNet++ rows, including their coding) — %@.",
+                          encoderParams, Double(encoderFlops) / 1e6, frontParams.s2, Double(frontFlops.s2) / 1e6, frontParams.s3,
+                          Double(frontFlops.s3) / 1e6, 100 * (1 - Double(encoderParams) / Double(frontParams.s2)),
+                          Double(frontFlops.s2) / Double(max(encoderFlops, 1)), fastest, measured.isEmpty ? "no split rows" : measured,
+                          smaller && faster ? "holds" : smaller ? "smaller holds; faster \(fronts.isEmpty ? "not measured" : "does not hold")" : "does not hold"))
+        return out
+    }
+
+    /// Parameters and FLOPs per 1×28×28 image of the vae-cls encoder and of resnext-11's device
+    /// front up to S2 and up to S3.
+    static func encoderAndFront() -> (Int, Int, (s2: Int, s3: Int), (s2: Int, s3: Int)) {
+        let x = Tensor.zeros([1, 1, 28, 28])
+        let vae = VAEClassifier(levels: 2).eval()
+        let net = ResNeXt.resnext11().eval()
+        let encoderFlops = FlopCounter.count { _ = vae.encoder(x) }
+        guard let split = try? SplitClassifier(net) else { return (vae.encoder.parameterCount, encoderFlops, (0, 0), (0, 0)) }
+        func front(_ point: String) -> (Int, Int) {
+            let modules = (try? split.deviceModules(to: point)) ?? []
+            return (modules.reduce(0) { $0 + $1.parameterCount }, FlopCounter.count { _ = try? split.device(x, to: point) })
+        }
+        let s2 = front("S2"), s3 = front("S3")
+        return (vae.encoder.parameterCount, encoderFlops, (s2.0, s3.0), (s2.1, s3.1))
     }
 
     /// The partition search: the chosen points per objective and the frontier on validation images.

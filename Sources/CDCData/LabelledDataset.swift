@@ -33,6 +33,9 @@ public struct LabelledDataset: Sendable {
     public var classNames: [String]
     /// Samples per second when the dataset holds audio clips (each `1 × 1 × length`); nil for images.
     public var sampleRate: Int?
+    /// The codec whose quantized latents these samples are (`vae-cls`: `[K, h, w]` latents a
+    /// classifier reads without restoring the image); nil for images and audio.
+    public var latentCodec: String?
     /// Number of samples (images or clips).
     public var count: Int { labels.count }
     /// Floats per sample, `channels × height × width` (the clip length for audio).
@@ -86,6 +89,7 @@ public struct LabelledDataset: Sendable {
         var d = LabelledDataset(pixels: pixels, labels: labels, channels: channels, height: height, width: width,
                                 classes: classes, classNames: classNames)
         d.sampleRate = sampleRate
+        d.latentCodec = latentCodec
         return d
     }
 

@@ -12,6 +12,9 @@ public struct EdgeAgentSettings: Sendable {
     public var session: URL
     /// The configuration of a session that does not exist yet.
     public var newSession = EdgeConfig()
+    /// When set, a session that does not exist yet is the VAE codec (`vae-cls`) with this
+    /// configuration instead of CDC's autoencoder.
+    public var newVAESession: VAEClsConfig? = nil
     /// Epochs of fine-tuning when the cloud asks for another mask.
     public var retuneEpochs = 1
     /// How the codes are coded (``Coding/auto``: the smallest the session allows).
@@ -84,29 +87,30 @@ public final class EdgeAgent {
 
     func log(_ s: String) { progress(.message(s)) }
 
-    /// The session in the session directory, or a new one (not trained yet).
-    public func loadOrCreateSession() throws -> EdgeSession {
+    /// The session in the session directory (of either system), or a new one (not trained yet).
+    public func loadOrCreateSession() throws -> any EdgeModelSession {
         let dir = settings.session
-        if FileManager.default.fileExists(atPath: dir.appendingPathComponent("session.json").path) {
-            let s = try EdgeSession.resume(from: dir)
+        if EdgeModelSessions.exists(in: dir) {
+            let s = try EdgeModelSessions.resume(from: dir)
             guard s.accepts(data) else {
                 throw PipelineError("the session in \(dir.path) was trained on \(s.geometry); the data is \(data.geometry)")
             }
-            log("loaded session \(dir.path) (m = \(s.config.mask), \(s.epochsDone) of \(s.config.epochs) epochs)")
+            log("loaded \(s.systemName) session \(dir.path) (m = \(s.uploadMask), \(s.epochsDone) of \(s.plannedEpochs) epochs)")
             return s
         }
+        if let vae = settings.newVAESession { return try VAEClsSession(config: vae, for: data) }
         return try EdgeSession(config: settings.newSession, for: data)
     }
 
     /// Trains `s` to its own epoch count (a new session, or one a crash interrupted), saving
     /// after every epoch and reporting progress to the cloud.
-    public func trainStageOne(_ s: EdgeSession) async throws {
-        let total = s.config.epochs
+    public func trainStageOne(_ s: any EdgeModelSession) async throws {
+        let total = s.plannedEpochs
         guard s.epochsDone < total else { return }
         _ = try await client.reportStatus(EdgeStatus(phase: "training", progress: Double(s.epochsDone) / Double(total),
                                                      message: "stage 1, \(total) epochs"))
         while s.epochsDone < total {
-            s.trainEpoch(data, task: "edge epoch \(s.epochsDone + 1)/\(total)", progress: progress)
+            s.trainOneEpoch(data, task: "edge epoch \(s.epochsDone + 1)/\(total)", progress: progress)
             try s.save(to: settings.session)
             _ = try await client.reportStatus(EdgeStatus(phase: "training", progress: Double(s.epochsDone) / Double(total)))
         }
@@ -124,7 +128,7 @@ public final class EdgeAgent {
         var uploads: [EdgeUpload] = []
         var sessionDir = settings.session
         for _ in 1...max(1, settings.rounds) {
-            let m = request.mask ?? s.config.mask
+            let m = request.mask ?? s.uploadMask
             (s, sessionDir) = try await session(for: m, from: s, in: sessionDir)
             let upload = try await compressAndUpload(s, in: sessionDir)
             uploads.append(upload)
@@ -141,31 +145,31 @@ public final class EdgeAgent {
     /// The session to upload at mask `m`: `s` itself, the one fine-tuned to `m` by an earlier
     /// run (`m<M>/`, so an interrupted upload resumes with the same decoder), or `s` fine-tuned
     /// now for ``EdgeAgentSettings/retuneEpochs`` at a tenth of its learning rate.
-    public func session(for m: Int, from s: EdgeSession, in dir: URL) async throws -> (EdgeSession, URL) {
-        guard m != s.config.mask else { return (s, dir) }
+    public func session(for m: Int, from s: any EdgeModelSession, in dir: URL) async throws -> (any EdgeModelSession, URL) {
+        guard m != s.uploadMask else { return (s, dir) }
         let retunedDir = settings.session.appendingPathComponent("m\(m)")
-        if FileManager.default.fileExists(atPath: retunedDir.appendingPathComponent("session.json").path) {
-            let r = try EdgeSession.resume(from: retunedDir)
-            if r.epochsDone >= r.config.epochs {
+        if EdgeModelSessions.exists(in: retunedDir) {
+            let r = try EdgeModelSessions.resume(from: retunedDir)
+            if r.epochsDone >= r.plannedEpochs && r.systemName == s.systemName {
                 log("the cloud asks for m = \(m): loaded the session fine-tuned to it earlier (\(retunedDir.path))")
                 return (r, retunedDir)
             }
         }
         let epochs = max(1, settings.retuneEpochs)
-        log("the cloud asks for m = \(m): fine-tuning from m = \(s.config.mask) for \(epochs) epoch(s)")
+        log("the cloud asks for m = \(m): fine-tuning \(s.systemName) from m = \(s.uploadMask) for \(epochs) epoch(s)")
         _ = try await client.reportStatus(EdgeStatus(phase: "retuning", progress: 0, message: "m = \(m)"))
-        let r = try Retune.session(from: s, mask: m, learningRate: s.config.learningRate / 10, epochs: epochs)
-        for e in 1...epochs { r.trainEpoch(data, task: "retune m=\(m) \(e)/\(epochs)", progress: progress) }
+        let r = try s.retuned(mask: m, epochs: epochs)
+        for e in 1...epochs { r.trainOneEpoch(data, task: "retune m=\(m) \(e)/\(epochs)", progress: progress) }
         try r.save(to: retunedDir)
         return (r, retunedDir)
     }
 
     /// Compresses the dataset with `s` (or takes the container kept in `dir` from an earlier,
     /// interrupted run) and uploads it with its decoder.
-    public func compressAndUpload(_ s: EdgeSession, in dir: URL) async throws -> EdgeUpload {
-        let m = s.config.mask
+    public func compressAndUpload(_ s: any EdgeModelSession, in dir: URL) async throws -> EdgeUpload {
+        let m = s.uploadMask
         _ = try await client.reportStatus(EdgeStatus(phase: "compressing", progress: 0, message: "m = \(m)"))
-        let decoder = try EdgeCodec.decoderFile(s)
+        let decoder = try s.uploadFile()
         let container = try uploadContainer(s, in: dir, decoder: decoder)
         let uploader = EdgeUploader(client: client, samplesPerPart: settings.samplesPerPart, concurrency: settings.parallel)
         let parts = max(1, (container.count + settings.samplesPerPart - 1) / settings.samplesPerPart)
@@ -185,17 +189,17 @@ public final class EdgeAgent {
     /// The container to upload for session `s` (saved in `dir`): compressed the first time and
     /// kept there as `upload.cdc`, so that a restarted edge resumes with the very bytes it began
     /// with, whatever the thread count it encodes with now.
-    public func uploadContainer(_ s: EdgeSession, in dir: URL, decoder: [UInt8]) throws -> LatentContainer {
+    public func uploadContainer(_ s: any EdgeModelSession, in dir: URL, decoder: [UInt8]) throws -> LatentContainer {
         let file = dir.appendingPathComponent("upload.cdc")
         let hash = ModelIdentity.hash(decoder)
-        if let kept = try? LatentContainer.read(from: file), kept.decoderHash == hash, kept.mask == s.config.mask,
+        if let kept = try? LatentContainer.read(from: file), kept.decoderHash == hash, kept.mask == s.uploadMask,
            kept.labels == data.labels {
             log("m = \(kept.mask): resuming with the \(kept.count) samples encoded earlier (\(file.path))")
             return kept
         }
         let container = try s.compress(data, coding: settings.coding, decoderHash: hash)
         try container.write(to: file)
-        log("m = \(container.mask): \(container.count) samples, \(container.accounting.total) bytes of codes (\(container.codingChoice.name)) + \(decoder.count) bytes of decoder")
+        log("m = \(container.mask): \(container.count) samples, \(container.accounting.total) bytes of codes (\(container.codingChoice.name)) + \(decoder.count) bytes of \(s.systemName == "cdc" ? "decoder" : "latent file (centres, shapes)")")
         return container
     }
 

@@ -6,8 +6,9 @@ import Foundation
 
 /// Settings of the cloud's classifier training (stage 2).
 public struct ClassifierConfig: Codable, Sendable, Equatable {
-    /// `auto` (the default: `resnext-11` for images, `m5` for audio), `resnext-11`, `resnext-29`
-    /// (the paper's image AC) or `m5` (the audio AC).
+    /// `auto` (the default: `resnext-11` for images, `m5` for audio, `vae-cls-head` for vae-cls
+    /// latents), `resnext-11`, `resnext-29` (the paper's image AC), `m5` (the audio AC) or
+    /// `vae-cls-head` (``VAEClassifier/latentClassifier(latentChannels:classes:)``).
     public var model = "auto"
     public var epochs = 10
     public var batchSize = 128
@@ -21,9 +22,12 @@ public struct ClassifierConfig: Codable, Sendable, Equatable {
     public var seed: UInt64 = 0
     public init() {}
 
-    /// The classifier `model` names for `data`: `auto` resolved to `resnext-11` (images) or `m5` (audio).
+    /// The classifier `model` names for `data`: `auto` resolved to `resnext-11` (images), `m5`
+    /// (audio) or `vae-cls-head` (vae-cls latents).
     public func modelName(for data: LabelledDataset) -> String {
-        model == "auto" ? (data.isAudio ? "m5" : "resnext-11") : model
+        guard model == "auto" else { return model }
+        if data.latentCodec != nil { return "vae-cls-head" }
+        return data.isAudio ? "m5" : "resnext-11"
     }
 }
 
@@ -33,7 +37,14 @@ public enum CloudClassifier {
     /// for audio); an image classifier for audio or the other way round is refused.
     public static func make(_ config: ClassifierConfig, for data: LabelledDataset) throws -> Module {
         let name = config.modelName(for: data)
+        guard (name == "vae-cls-head") == (data.latentCodec != nil) else {
+            throw PipelineError(data.latentCodec != nil
+                ? "these samples are \(data.latentCodec!) latents: only vae-cls-head (or --model auto) reads them"
+                : "vae-cls-head classifies vae-cls latents, not \(data.isAudio ? "audio clips" : "images")")
+        }
         switch name {
+        case "vae-cls-head":
+            return VAEClassifier.latentClassifier(latentChannels: data.channels, classes: data.classes)
         case "resnext-11", "resnext-29":
             guard !data.isAudio else { throw PipelineError("\(name) classifies images; audio clips need m5 (or --model auto)") }
             return name == "resnext-11" ? ResNeXt.resnext11(channels: data.channels, classes: data.classes)
@@ -41,7 +52,7 @@ public enum CloudClassifier {
         case "m5":
             guard data.isAudio else { throw PipelineError("m5 classifies audio clips; images need resnext-11 or resnext-29 (or --model auto)") }
             return AudioClassifier.m5(classes: data.classes)
-        default: throw PipelineError("unknown classifier '\(config.model)' (auto, resnext-11, resnext-29 or m5)")
+        default: throw PipelineError("unknown classifier '\(config.model)' (auto, resnext-11, resnext-29, m5 or vae-cls-head)")
         }
     }
 
@@ -119,7 +130,8 @@ public final class ClassifierTraining {
         let batches = data.batchIndices(size: config.batchSize, shuffle: config.seed &+ UInt64(epoch) &* 104_729, dropLast: true)
         for (i, indices) in batches.enumerated() {
             let (x, y) = data.batch(indices)
-            if config.augment {
+            // Latents are not images: no crops of a 7×7 code.
+            if config.augment && data.latentCodec == nil {
                 if data.isAudio { Augmentation.timeShift(x, maxShift: data.width / 10, generator: &generator) }
                 else { augmentation.apply(to: x, generator: &generator) }
             }

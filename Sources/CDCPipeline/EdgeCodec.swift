@@ -74,7 +74,10 @@ public enum EdgeCodec {
     /// sample shape comes from the decoder file (channels, and height × width when it names them,
     /// or the clip length and sample rate of audio) and the latent shape (4× its spatial size for
     /// images, 16× its length for audio, otherwise).
+    /// A vae-cls latent file in place of the decoder gives the latents themselves
+    /// (``VAEClsCodec/latents(_:latentFile:)``): that codec's classifier reads them unrestored.
     public static func restore(_ container: LatentContainer, decoderFile: [UInt8]) throws -> LabelledDataset {
+        if VAEClsCodec.isLatentFile(decoderFile) { return try VAEClsCodec.latents(container, latentFile: decoderFile) }
         guard container.decoderHash == ModelIdentity.hash(decoderFile) else {
             throw PipelineError("the codes were encoded for another decoder than the one given (model hashes differ)")
         }

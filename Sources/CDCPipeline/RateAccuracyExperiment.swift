@@ -48,6 +48,10 @@ public struct ExperimentConfig: Codable, Sendable {
     /// run with the same settings that has them (`cdc experiment report` then measures the
     /// losses). Optional so that configurations written before it existed still read.
     public var includeRaw: Bool? = nil
+    /// Masks m of the vae-cls rows (each the rate point ``VAERatePoint/forMask(_:)``, trained once
+    /// per seed; nil or empty: no vae-cls rows), and their training epochs (nil: `edge.epochs`).
+    public var vaeMasks: [Int]? = nil
+    public var vaeEpochs: Int? = nil
     /// Samples per second of the data when it is audio (set by the run; nil for images): the
     /// report then speaks of bits per audio sample and checks the audio claims.
     public var sampleRate: Int? = nil
@@ -220,6 +224,15 @@ public final class RateAccuracyExperiment {
             }
         }
 
+        // vae-cls in CDC's setting: the edge trains it jointly, uploads coded latents, the cloud
+        // trains a fresh classifier on the latents.
+        if let vaeMasks = config.vaeMasks, !vaeMasks.isEmpty {
+            guard !train.isAudio else { throw PipelineError("vae-cls rows need images (its 1-D variant is not built)") }
+            for seed in config.seeds {
+                for m in vaeMasks { try vaeRows(mask: m, seed: seed, data: data, rawBytes: rawBytes).forEach(add) }
+            }
+        }
+
         // CDC with the learned prior and a rate term (the entropy-coding rate–accuracy points).
         for m in config.rateMasks {
             for lambda in config.rateWeights {
@@ -374,6 +387,55 @@ public final class RateAccuracyExperiment {
         twin.uplinkBytes = codedUplink
         if rateWeight != nil { return [twin] }
         if !coded { pendingCoded[ec.alpha] = twin; return [row] }
+        return [row, twin]
+    }
+
+    /// vae-cls at mask `m` (``VAERatePoint/forMask(_:)``) in the edge–cloud setting: the edge
+    /// trains encoder, quantizer, prior and classifier jointly; it uploads the training set's
+    /// centre indices in a container with the latent file (centres and shapes; no decoder); the
+    /// cloud turns them into latents and trains a fresh latent classifier, tested on the test
+    /// images the edge encodes. Returns the fixed-length row and its histogram-coded twin
+    /// (`vae-cls-coded`). `accuracy_raw_test` holds the jointly trained classifier's accuracy on
+    /// the test images (the co-inference use, the model the edge trained).
+    func vaeRows(mask m: Int, seed: UInt64, data: Data3, rawBytes: Int) throws -> [ExperimentRow] {
+        let train = data.train, test = data.test
+        let t0 = Date()
+        var vc = VAEClsConfig()
+        vc.mask = m; vc.seed = seed; vc.epochs = config.vaeEpochs ?? config.edge.epochs
+        vc.batchSize = config.edge.batchSize
+        let session = try VAEClsSession(config: vc, for: train)
+        let label = "vae-cls m=\(m) \(vc.ratePoint) seed \(seed)"
+        try timed("edge-train:vae-cls") {
+            for e in 1...vc.epochs {
+                let s = session.trainEpoch(train)
+                log(String(format: "  [%@] edge epoch %d: CE %.3f  R %.3f bpp  acc %.1f%%", label, e, s.classification, s.rate, 100 * s.accuracy))
+            }
+        }
+        let file = try session.latentFile()
+        let hash = ModelIdentity.hash(file)
+        func latents(_ d: LabelledDataset) throws -> (LatentContainer, LabelledDataset) {
+            let c = try timed("compress") { try VAEClsCodec.compress(session.model, d, mask: m, fileHash: hash) }
+            return (c, try VAEClsCodec.latents(c, latentFile: file))
+        }
+        let (trainC, trainLatents) = try latents(train)
+        let testLatents = try latents(test).1
+        let valLatents = data.validation.count > 0 ? try latents(data.validation).1 : nil
+        let model = try timed("classifier:vae-cls") { try trainClassifier(trainLatents, label: label, seed: seed) }
+        let pixels = Double(train.count * train.positionsPerSample)
+        let fixedUplink = trainC.encoded().count + file.count
+        var row = ExperimentRow(method: "vae-cls", mask: m, alpha: nil, quality: nil, seed: seed,
+                                bpp: Double(fixedUplink * 8) / pixels, bppPayload: Double(5 - m) * Double(trainC.latentShape.reduce(1, *))
+                                    / Double(train.positionsPerSample),
+                                uplinkBytes: fixedUplink, rawBytes: rawBytes, accuracy: CloudClassifier.accuracy(model, on: testLatents),
+                                accuracyRawTest: session.accuracy(test), accuracyLoss: 0,
+                                accuracyValidation: valLatents.map { CloudClassifier.accuracy(model, on: $0) },
+                                seconds: Date().timeIntervalSince(t0))
+        let coded = try timed("entropy-coding") { try EdgeCodec.code(trainC, .histogram) }
+        var twin = row
+        twin.method = "vae-cls-coded"
+        twin.uplinkBytes = coded.encoded().count + file.count
+        twin.bpp = Double(twin.uplinkBytes * 8) / pixels
+        twin.bppPayload = Double(coded.accounting.symbols * 8) / pixels
         return [row, twin]
     }
 

@@ -124,6 +124,10 @@ struct CloudTrain: AsyncParsableCommand {
     /// The raw test split of --data (or Fashion-MNIST when the images are its shape), if any;
     /// audio clips are read at the rate and length the classifier was trained on.
     func rawTest(for t: TrainedClassifier) throws -> LabelledDataset? {
+        if t.modelName == "vae-cls-head" {
+            log("the classifier reads vae-cls latents: no accuracy on raw data (give --test-container, test images the edge encoded)")
+            return nil
+        }
         var test: LabelledDataset
         if let data {
             var source = try DatasetSource(path: URL(fileURLWithPath: data), format: format)

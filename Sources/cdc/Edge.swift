@@ -171,14 +171,14 @@ struct EdgeTrain: ParsableCommand {
 struct EdgeCompress: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "compress",
-        abstract: "Encode a dataset with a trained session's autoencoder into a container, and export its decoder.")
+        abstract: "Encode a dataset with a trained session's encoder into a container, and export its decoder (a vae-cls session: its latent file).")
 
     @OptionGroup var engine: EngineOptions
     @OptionGroup var dataOptions: DataOptions
     @Option(help: "Session directory of `cdc edge train`.") var session: String
     @Option(help: "Which split to encode: train or test.") var split = "train"
     @Option(help: "Container file to write.") var out: String
-    @Option(help: "Decoder file to write (safetensors).") var decoderOut: String
+    @Option(help: "Decoder file to write (safetensors; for a vae-cls session the latent file: centres and shapes).") var decoderOut: String
     @Option(help: """
         How the symbols are coded: auto (the smaller of histogram and, if the session has one, prior), \
         fixed (5 − m bits each, the paper's scheme), histogram (rANS under per-channel histograms of this data), \
@@ -193,13 +193,16 @@ struct EdgeCompress: ParsableCommand {
         guard let precision = EdgeCodec.DecoderPrecision(rawValue: decoderPrecision) else {
             throw ValidationError("--decoder-precision must be float16 or float32")
         }
-        let s = try EdgeSession.resume(from: URL(fileURLWithPath: session))
-        if coding == .prior && s.prior == nil { throw ValidationError("the session has no learned prior (train it with --learned-prior)") }
+        let s = try EdgeModelSessions.resume(from: URL(fileURLWithPath: session))
+        if coding == .prior && (s as? EdgeSession)?.prior == nil {
+            throw ValidationError("the session has no learned prior (train it with --learned-prior)")
+        }
         let data = try dataOptions.load(train: split == "train")
         guard s.accepts(data) else {
             throw ValidationError("the session was trained on \(s.geometry); these are \(data.geometry)")
         }
-        let decoder = try EdgeCodec.decoderFile(s, precision: precision)
+        // A vae-cls session writes its latent file (centres and shapes) in place of a decoder.
+        let decoder = try (s as? EdgeSession).map { try EdgeCodec.decoderFile($0, precision: precision) } ?? s.uploadFile()
         let t0 = Date()
         let container = try s.compress(data, coding: coding, decoderHash: ModelIdentity.hash(decoder))
         let seconds = Date().timeIntervalSince(t0)
@@ -210,10 +213,10 @@ struct EdgeCompress: ParsableCommand {
         print(String(format: "encoded %d samples in %.2f s (%@): container %d bytes + decoder %d bytes = %d bytes uplink, raw %d bytes (%.1f× less)",
                      data.count, seconds, container.codingChoice.name, total, decoder.count, bytes, raw, Double(raw) / Double(bytes)))
         if container.codingChoice != .fixed {
-            let fixedSymbols = (data.count * container.symbolsPerSample * (5 - s.config.mask) + 7) / 8
+            let fixedSymbols = (data.count * container.symbolsPerSample * (5 - s.uploadMask) + 7) / 8
             let positions = Double(data.count * data.positionsPerSample)
             print(String(format: "codes: %.3f bits per %@ coded, %d fixed-length (%.1f%% smaller)",
-                         Double(container.accounting.symbols * 8) / positions, data.positionName, 5 - s.config.mask,
+                         Double(container.accounting.symbols * 8) / positions, data.positionName, 5 - s.uploadMask,
                          100 * (1 - Double(container.accounting.symbols) / Double(fixedSymbols))))
         }
     }
@@ -280,6 +283,9 @@ struct EdgeRun: AsyncParsableCommand {
     @Option(help: "Autoencoder of a new image session: cdc-ae (the spec's, default) or cdc-ae-wide (see `cdc edge train`); audio uses cdc-ae-1d.")
     var autoencoder: AutoencoderArchitecture = .spec
     @Option(help: "How the codes are coded: auto, fixed, histogram or prior (see `cdc edge compress`).") var coding = Coding.auto
+    @Option(help: ArgumentHelp("The system of a new session: cdc (the autoencoder guided by the elementary classifier; uploads codes and a decoder) or vae-cls (the VAE codec trained jointly with a classifier on its latents under a rate constraint; uploads codes and a small latent file, no decoder, and the cloud trains on the latents; m = 4, 3, 2 are L = 2, 3, 6 centres). Images only.",
+                               valueName: "system"))
+    var system = "cdc"
     @Option(help: "Epochs of fine-tuning when the cloud asks for another mask.") var retuneEpochs = 1
     @Option(help: "Samples per uploaded part.") var samplesPerPart = 1024
     @Option(help: "Parts in flight at once (keeps a long-latency link busy).") var parallel = 4
@@ -308,6 +314,16 @@ struct EdgeRun: AsyncParsableCommand {
         var settings = EdgeAgentSettings(session: URL(fileURLWithPath: session))
         settings.newSession.epochs = epochs; settings.newSession.alpha = alpha ?? EdgeConfig.defaultAlpha(audio: data.isAudio); settings.newSession.autoencoder = autoencoder
         settings.newSession.learnedPrior = rateWeight > 0; settings.newSession.rateWeight = rateWeight
+        switch system {
+        case "cdc": break
+        case "vae-cls":
+            guard !data.isAudio else { throw ValidationError("--system vae-cls takes images (its 1-D variant is not built)") }
+            var vae = VAEClsConfig()
+            vae.epochs = epochs
+            settings.newVAESession = vae
+            if coding == .prior { throw ValidationError("vae-cls uploads are coded with measured histograms: --coding auto, histogram or fixed") }
+        default: throw ValidationError("--system must be cdc or vae-cls, not '\(system)'")
+        }
         settings.coding = coding; settings.retuneEpochs = retuneEpochs
         settings.samplesPerPart = samplesPerPart; settings.parallel = parallel
         settings.wait = wait; settings.poll = poll; settings.rounds = rounds

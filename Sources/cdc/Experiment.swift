@@ -61,6 +61,9 @@ struct RateAccuracy: ParsableCommand {
     var noRaw = false
     @Option(help: "Autoencoder of every CDC and AE row: cdc-ae (the spec's, default) or cdc-ae-wide (swift-cdc's wider one, marked in the table; the paper's claims are checked on cdc-ae rows only).")
     var autoencoder: AutoencoderArchitecture = .spec
+    @Option(help: "Masks of vae-cls rows, comma-separated (m = 4, 3, 2: L = 2, 3, 6 centres; default: none). With --masks '' --no-ae --no-baselines --no-raw --alpha-sweep '' only vae-cls runs.")
+    var vaeMasks: String?
+    @Option(help: "vae-cls training epochs (default: --edge-epochs).") var vaeEpochs: Int?
 
     mutating func run() throws {
         try engine.apply()
@@ -83,6 +86,8 @@ struct RateAccuracy: ParsableCommand {
         if noAe { c.includeAE = false }
         if noRaw { c.includeRaw = false }
         c.edge.autoencoder = autoencoder
+        if let v = vaeMasks { c.vaeMasks = try v.split(separator: ",").map { guard let m = Int($0), (0...4).contains(m) else { throw ValidationError("bad mask '\($0)'") }; return m } }
+        if let v = vaeEpochs { guard v >= 1 else { throw ValidationError("--vae-epochs must be ≥ 1") }; c.vaeEpochs = v }
         if let v = rateMasks { c.rateMasks = try v.split(separator: ",").map { guard let m = Int($0), (0...4).contains(m) else { throw ValidationError("bad mask '\($0)'") }; return m } }
         if let v = rateWeights { c.rateWeights = try v.split(separator: ",").map { guard let a = Float($0), a > 0 else { throw ValidationError("bad λ '\($0)'") }; return a } }
         guard !c.seeds.isEmpty, c.edge.epochs >= 1, c.classifier.epochs >= 1 else { throw ValidationError("need a seed and ≥ 1 epoch") }
@@ -214,10 +219,18 @@ struct CoInference: ParsableCommand {
     @Option(help: "Uplink bandwidths in Mbit/s for the lowest-latency choice, comma-separated.") var bandwidths: String?
     @Option(help: "BottleNet++ configurations, comma-separated SPLIT:C':CHANNEL with CHANNEL none, awgn=σmax or bec=pmax (e.g. S2:4:bec=0.01); empty: none.")
     var bottlenet: String?
+    @Option(help: "System families to run, comma-separated: jpeg, webp, cdc, vae-cls, disc-like, bottlenet++ (default: all; raw always runs).")
+    var systems: String?
+    @Option(help: "vae-cls rate points, comma-separated L:R_TARGET (centres, bits per pixel), e.g. 2:0.5,3:1,6:2 (the default).")
+    var vaeRates: String?
+    @Option(help: "vae-cls training epochs (default 10; --quick 4).") var vaeEpochs: Int?
 
     mutating func run() throws {
         try engine.apply()
         var c = quick ? CoInferenceConfig.quick : CoInferenceConfig()
+        if let v = systems { c.systems = try commaList(v, "system") { CoInferenceConfig.families.contains($0) ? $0 : nil } }
+        if let v = vaeRates { c.vaeRates = try parseVAERates(v) }
+        if let v = vaeEpochs { guard v >= 1 else { throw ValidationError("--vae-epochs must be ≥ 1") }; c.vaeEpochs = v }
         if let v = trainSubset { c.trainSubset = v }
         if let v = testSubset { c.testSubset = v }
         if let v = validation { c.validation = v }
@@ -243,5 +256,14 @@ struct CoInference: ParsableCommand {
         try exp.run(train: train, test: test)
         print(try String(contentsOf: URL(fileURLWithPath: out).appendingPathComponent("results.md"), encoding: .utf8))
         print(String(format: "total time: %.1f min", Date().timeIntervalSince(t0) / 60))
+    }
+}
+
+/// `2:0.5,3:1` → vae-cls rate points (L = 2…32 centres, R_target > 0 bits per pixel).
+func parseVAERates(_ text: String) throws -> [VAERatePoint] {
+    try commaList(text, "vae-cls rate point (L:R_TARGET)") { item -> VAERatePoint? in
+        let f = item.split(separator: ":")
+        guard f.count == 2, let l = Int(f[0]), (2...32).contains(l), let r = Float(f[1]), r > 0 else { return nil }
+        return VAERatePoint(levels: l, target: r)
     }
 }

@@ -189,3 +189,22 @@ func maxAbsDiff(_ a: Tensor, _ b: Tensor) -> Float { zip(a.values, b.values).map
         #expect(throws: SplitError.self) { try CoInferenceReport.rows(fromCSV: "a,b\n1,2\n") }
     }
 }
+
+@Suite struct VAEClsSystemTests {
+    @Test func vaeClsCodesEachSampleAndItsBitsAreThePayloads() throws {
+        let data = tinyImages(4, seed: 21)
+        let (x, _) = data.batch(0..<4)
+        let model = GlobalRandom.withSeed(5) { VAEClassifier(levels: 3) }.eval()
+        let s = try VAEClsSystem(model: model, rateTarget: 1, calibration: x)
+        #expect(s.latentShape == [16, 7, 7] && s.featureValues == 784 && s.key == "vae-cls/latent/L=3_R=1/none")
+        let payloads = try s.encode(x)
+        let row = try CoInferenceHarness.evaluate(s, on: data, seed: 0)
+        #expect(row.bitsPerSample == Double(payloads.map(\.count).reduce(0, +) * 8) / 4)
+        // At most the fixed-length bits of 784 symbols of 3 centres (2 bits), plus the coder's states.
+        #expect(row.bitsPerSample < 784 * 2 + 64)
+        // The server classifies the decoded latents exactly as the model does the images.
+        let direct = Autograd.noGrad { model(x) }
+        #expect(maxAbsDiff(try s.classify(payloads), direct) < 1e-5)
+        #expect(throws: (any Error).self) { try s.classify([Array(payloads[0].prefix(3))]) }
+    }
+}
