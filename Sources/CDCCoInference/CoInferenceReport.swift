@@ -190,16 +190,27 @@ public enum CoInferenceReport {
                 .map(\.deviceMs).min().map { (split, $0) }
         }
         let measured = fronts.map { String(format: "%@ %.3f ms", $0.0, $0.1) }.joined(separator: ", ")
-        let smaller = encoderParams < frontParams.s2 && encoderFlops < frontFlops.s2
-        let faster = fronts.allSatisfy { fastest < $0.1 }
+        let smallerBy = 1 - Double(encoderParams) / Double(max(frontParams.s2, 1))
+        let speedups = fronts.map { $0.1 / max(fastest, 1e-9) }
+        let verdict: String
+        if fronts.isEmpty {
+            verdict = "speed not measured (no split rows)"
+        } else if smallerBy >= 0.65 && speedups.allSatisfy({ $0 >= 1.5 }) {
+            verdict = "holds"
+        } else if smallerBy > 0 && speedups.allSatisfy({ $0 > 1 }) {
+            verdict = String(format: "faster holds (%.0f–%.0f×); smaller only by %.0f %%, not the paper's 65–99 %% (the S2 front has few parameters but many FLOPs)",
+                             speedups.min()!, speedups.max()!, 100 * smallerBy)
+        } else {
+            verdict = "does not hold"
+        }
         out.append(String(format: "vae-cls (a smaller and faster encoder than the classifier's front: 65–99 %% smaller, 1.5–13.1× faster): its encoder has "
-                          + "%d parameters and %.1f MFLOP per image against resnext-11's front up to S2 %d parameters / %.1f MFLOP "
-                          + "(up to S3: %d / %.1f MFLOP): %.0f %% smaller, %.1f× fewer FLOPs than the S2 front; measured %.3f ms per image on "
-                          + "the device against %@ for the fronts (DISC-like/BottleNet++ rows, including their coding) — %@.",
+                          + "%d parameters and %.1f MFLOP per image; resnext-11's front up to S2 has %d parameters and %.1f MFLOP "
+                          + "(up to S3: %d / %.1f MFLOP), %.1f× the encoder's FLOPs. Measured per image on the device: %.3f ms for vae-cls "
+                          + "(encoder, quantizer, rANS) against %@ for the fronts (the fastest DISC-like/BottleNet++ row at each split, "
+                          + "coding included) — %@.",
                           encoderParams, Double(encoderFlops) / 1e6, frontParams.s2, Double(frontFlops.s2) / 1e6, frontParams.s3,
-                          Double(frontFlops.s3) / 1e6, 100 * (1 - Double(encoderParams) / Double(frontParams.s2)),
-                          Double(frontFlops.s2) / Double(max(encoderFlops, 1)), fastest, measured.isEmpty ? "no split rows" : measured,
-                          smaller && faster ? "holds" : smaller ? "smaller holds; faster \(fronts.isEmpty ? "not measured" : "does not hold")" : "does not hold"))
+                          Double(frontFlops.s3) / 1e6, Double(frontFlops.s2) / Double(max(encoderFlops, 1)), fastest,
+                          measured.isEmpty ? "no split rows" : measured, verdict))
         return out
     }
 

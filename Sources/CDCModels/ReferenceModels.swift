@@ -56,6 +56,7 @@ public struct ModelSummary: Sendable, Codable {
             let z = Autograd.noGrad { ae.encoder(x) }
             s.decoderFlopsPerSample = FlopCounter.count { _ = ae.decoder(z) }
         }
+        if let v = model as? VAEClassifier { s.encoderFlopsPerSample = FlopCounter.count { _ = v.encoder(x) } }
         return s
     }
 }

@@ -159,7 +159,9 @@ struct CompareUplink: ParsableCommand {
             throw ValidationError("\(cdc) has no accuracy through the codec (run `cdc cloud train` with --test-container)")
         }
         var config = ClassifierConfig()
-        config.model = summary.model; config.epochs = epochs ?? summary.epochs; config.learningRate = lr; config.seed = seed
+        // A classifier of vae-cls latents compares with images classified by the cloud's image default.
+        let latent = summary.model == "vae-cls-head"
+        config.model = latent ? "auto" : summary.model; config.epochs = epochs ?? summary.epochs; config.learningRate = lr; config.seed = seed
         let baselines = try UplinkComparison.run(train: train, test: test, classifier: config, validationFraction: 0.1,
                                                  matchBytes: summary.uplinkBytes, codecs: kinds, progress: ProgressPrinter().handler)
         let pixels = Double(train.count * train.height * train.width)
@@ -168,11 +170,13 @@ struct CompareUplink: ParsableCommand {
                                  accuracy: cdcAccuracy, accuracyRawTest: summary.accuracyRawTest ?? .nan, trainImages: summary.trainImages)
         }
         var rows: [(String, UplinkComparison.Row)] = [("raw 8-bit pixels + labels", baselines[0])]
-        rows.append(("CDC m = \(summary.mask), entropy-coded codes + labels + decoder (the upload trained on)", cdcRow(bytes: summary.uplinkBytes)))
+        let name = latent ? "vae-cls" : "CDC"
+        rows.append((latent ? "vae-cls m = \(summary.mask), entropy-coded latents + labels + latent file (the upload trained on; classified as latents)"
+                            : "CDC m = \(summary.mask), entropy-coded codes + labels + decoder (the upload trained on)", cdcRow(bytes: summary.uplinkBytes)))
         let reports = try edgeReport.map { try JSONDecoder().decode(EdgeRunReport.self, from: Data(contentsOf: URL(fileURLWithPath: $0))) }
         if !reports.isEmpty {
             let masks = reports.flatMap { $0.uploads.map { "m = \($0.mask)" } }.joined(separator: ", then ")
-            rows.append(("CDC, every upload of the loop (\(masks))", cdcRow(bytes: reports.reduce(0) { $0 + $1.bytesSent })))
+            rows.append(("\(name), every upload of the loop (\(masks))", cdcRow(bytes: reports.reduce(0) { $0 + $1.bytesSent })))
         }
         for b in baselines.dropFirst() { rows.append(("\(b.method.uppercased()) quality \(b.quality ?? 0) + labels", b)) }
         let table = UplinkComparison.markdown(rows)
