@@ -176,16 +176,8 @@ public final class CDCSystem: CoInferenceSystem {
 
     public func encode(_ batch: Tensor) throws -> [[UInt8]] {
         encoder.eval()
-        let (s, _) = encoder.encode(batch)
-        let L = encoder.quantizer.levels, per = coder.symbolsPerSample
-        let u = s.map { UInt16(Int($0) + L - 1) }
-        return try u.withUnsafeBufferPointer { all in
-            try (0..<batch.shape[0]).map { i in
-                var out: [UInt8] = []
-                try coder.encode(UnsafeBufferPointer(rebasing: all[(i * per)..<((i + 1) * per)]), appendingTo: &out)
-                return out
-            }
-        }
+        let L = encoder.quantizer.levels
+        return try coder.encodeSamples(encoder.encode(batch).symbols.map { UInt16(Int($0) + L - 1) }, count: batch.shape[0])
     }
 
     public func classify(_ payloads: [[UInt8]]) throws -> Tensor {

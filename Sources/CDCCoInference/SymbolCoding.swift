@@ -53,6 +53,21 @@ public struct StaticSymbolCoder: Sendable {
         try coder.encode(symbols, symbolsPerChannel: symbolsPerChannel, appendingTo: &output)
     }
 
+    /// The symbols of `count` samples, back to back, each coded on its own: one payload per sample.
+    public func encodeSamples(_ symbols: [UInt16], count: Int) throws -> [[UInt8]] {
+        let per = symbolsPerSample
+        guard symbols.count == count * per else {
+            throw SplitError("\(count) samples have \(count * per) symbols, not \(symbols.count)")
+        }
+        return try symbols.withUnsafeBufferPointer { all in
+            try (0..<count).map { i in
+                var out: [UInt8] = []
+                try encode(UnsafeBufferPointer(rebasing: all[(i * per)..<((i + 1) * per)]), appendingTo: &out)
+                return out
+            }
+        }
+    }
+
     /// One sample's symbols from its code; a stream that is not exactly one sample's code throws.
     public func decode(_ bytes: ArraySlice<UInt8>) throws -> [UInt16] {
         do {

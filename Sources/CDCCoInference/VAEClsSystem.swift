@@ -31,16 +31,7 @@ public final class VAEClsSystem: CoInferenceSystem {
     }
 
     public func encode(_ batch: Tensor) throws -> [[UInt8]] {
-        let (s, _) = model.encode(batch)
-        let per = coder.symbolsPerSample
-        let u = s.map(UInt16.init)
-        return try u.withUnsafeBufferPointer { all in
-            try (0..<batch.shape[0]).map { i in
-                var out: [UInt8] = []
-                try coder.encode(UnsafeBufferPointer(rebasing: all[(i * per)..<((i + 1) * per)]), appendingTo: &out)
-                return out
-            }
-        }
+        try coder.encodeSamples(model.encode(batch).symbols.map(UInt16.init), count: batch.shape[0])
     }
 
     public func classify(_ payloads: [[UInt8]]) throws -> Tensor {

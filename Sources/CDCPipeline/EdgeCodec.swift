@@ -74,6 +74,7 @@ public enum EdgeCodec {
     /// sample shape comes from the decoder file (channels, and height × width when it names them,
     /// or the clip length and sample rate of audio) and the latent shape (4× its spatial size for
     /// images, 16× its length for audio, otherwise).
+    ///
     /// A vae-cls latent file in place of the decoder gives the latents themselves
     /// (``VAEClsCodec/latents(_:latentFile:)``): that codec's classifier reads them unrestored.
     public static func restore(_ container: LatentContainer, decoderFile: [UInt8]) throws -> LabelledDataset {

@@ -344,7 +344,7 @@ public final class RateAccuracyExperiment {
         ec = session.config
         let label = "\(method)\(ec.autoencoder == .wide ? " (\(ec.autoencoder.rawValue))" : "") m=\(m)\(method == "cdc" ? String(format: " α=%g", ec.alpha) : "")"
             + (rateWeight.map { String(format: " λ=%g", $0) } ?? "") + " seed \(seed)"
-        try timed("edge-train") {
+        timed("edge-train") {
             for e in 1...ec.epochs {
                 let s = session.trainEpoch(train)
                 log(String(format: "  [%@] edge epoch %d: L_A %.4f  L_C %.3f  EC acc %.1f%%", label, e,
@@ -405,7 +405,7 @@ public final class RateAccuracyExperiment {
         vc.batchSize = config.edge.batchSize
         let session = try VAEClsSession(config: vc, for: train)
         let label = "vae-cls m=\(m) \(vc.ratePoint) seed \(seed)"
-        try timed("edge-train:vae-cls") {
+        timed("edge-train:vae-cls") {
             for e in 1...vc.epochs {
                 let s = session.trainEpoch(train)
                 log(String(format: "  [%@] edge epoch %d: CE %.3f  R %.3f bpp  acc %.1f%%", label, e, s.classification, s.rate, 100 * s.accuracy))
@@ -423,7 +423,7 @@ public final class RateAccuracyExperiment {
         let model = try timed("classifier:vae-cls") { try trainClassifier(trainLatents, label: label, seed: seed) }
         let pixels = Double(train.count * train.positionsPerSample)
         let fixedUplink = trainC.encoded().count + file.count
-        var row = ExperimentRow(method: "vae-cls", mask: m, alpha: nil, quality: nil, seed: seed,
+        let row = ExperimentRow(method: "vae-cls", mask: m, alpha: nil, quality: nil, seed: seed,
                                 bpp: Double(fixedUplink * 8) / pixels, bppPayload: Double(5 - m) * Double(trainC.latentShape.reduce(1, *))
                                     / Double(train.positionsPerSample),
                                 uplinkBytes: fixedUplink, rawBytes: rawBytes, accuracy: CloudClassifier.accuracy(model, on: testLatents),

@@ -161,7 +161,7 @@ struct CompareUplink: ParsableCommand {
         var config = ClassifierConfig()
         // A classifier of vae-cls latents compares with images classified by the cloud's image default.
         let latent = summary.model == "vae-cls-head"
-        config.model = latent ? "auto" : summary.model; config.epochs = epochs ?? summary.epochs; config.learningRate = lr; config.seed = seed
+        config.model = latent ? "resnext-11" : summary.model; config.epochs = epochs ?? summary.epochs; config.learningRate = lr; config.seed = seed
         let baselines = try UplinkComparison.run(train: train, test: test, classifier: config, validationFraction: 0.1,
                                                  matchBytes: summary.uplinkBytes, codecs: kinds, progress: ProgressPrinter().handler)
         let pixels = Double(train.count * train.height * train.width)
@@ -181,7 +181,8 @@ struct CompareUplink: ParsableCommand {
         for b in baselines.dropFirst() { rows.append(("\(b.method.uppercased()) quality \(b.quality ?? 0) + labels", b)) }
         let table = UplinkComparison.markdown(rows)
             + "\n\(train.count) training images (\(summary.trainImages) trained on, the rest held out), \(test.count) test images, "
-            + "\(config.model) for \(config.epochs) epochs, one seed; every row trained the same way on the same images.\n"
+            + "\(config.model) for \(config.epochs) epochs\(latent ? " (vae-cls: vae-cls-head on its latents)" : ""), one seed; "
+            + "every row trained the same way on the same images.\n"
         print(table)
         if let out { try DurableFile.write(Array(table.utf8), to: URL(fileURLWithPath: out)) }
     }
