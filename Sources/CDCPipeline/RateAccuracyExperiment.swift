@@ -92,6 +92,33 @@ public struct ExperimentConfig: Codable, Sendable {
         public init() {}
     }
 
+    enum CodingKeys: String, CodingKey {
+        case trainSubset, testSubset, validation, edge, classifier, masks, alphaSweep, alphaSweepMask, autoAlpha, codecTargets
+        case opusBitrates, rateWeights, rateMasks, codedRows, includeAE, seeds, includeBaselines, includeRaw, vaeMasks, vaeEpochs
+        case sampleRate
+    }
+
+    /// Reads configurations written by earlier versions too (the `timings.json` of older result
+    /// directories, for `cdc experiment report`): a missing key keeps its default.
+    public init(from decoder: any Decoder) throws {
+        self.init()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func read<T: Decodable>(_ key: CodingKeys, into value: inout T) throws {
+            if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
+        }
+        try read(.trainSubset, into: &trainSubset); try read(.testSubset, into: &testSubset)
+        try read(.validation, into: &validation); try read(.edge, into: &edge); try read(.classifier, into: &classifier)
+        try read(.masks, into: &masks); try read(.alphaSweep, into: &alphaSweep); try read(.alphaSweepMask, into: &alphaSweepMask)
+        try read(.autoAlpha, into: &autoAlpha); try read(.codecTargets, into: &codecTargets)
+        try read(.rateWeights, into: &rateWeights); try read(.rateMasks, into: &rateMasks); try read(.codedRows, into: &codedRows)
+        try read(.includeAE, into: &includeAE); try read(.seeds, into: &seeds); try read(.includeBaselines, into: &includeBaselines)
+        opusBitrates = try c.decodeIfPresent([Int].self, forKey: .opusBitrates)
+        includeRaw = try c.decodeIfPresent(Bool.self, forKey: .includeRaw)
+        vaeMasks = try c.decodeIfPresent([Int].self, forKey: .vaeMasks)
+        vaeEpochs = try c.decodeIfPresent(Int.self, forKey: .vaeEpochs)
+        sampleRate = try c.decodeIfPresent(Int.self, forKey: .sampleRate)
+    }
+
     /// The α candidates of the sweep, ascending, `edge.alpha` included.
     public var sweepAlphas: [Float] { Array(Set(alphaSweep + [edge.alpha])).sorted() }
 }

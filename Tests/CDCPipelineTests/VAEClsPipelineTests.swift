@@ -108,3 +108,20 @@ import Testing
         #expect(Checkpoint.stateDict(t.model.encoder)["0.weight"] == Checkpoint.stateDict(r.model.encoder)["0.weight"])
     }
 }
+
+/// Experiment configurations written by earlier versions (without the keys added since) still read.
+@Suite struct ExperimentConfigReadingTests {
+    @Test func anOlderConfigurationReadsWithDefaultsForNewKeys() throws {
+        let old = #"{"trainSubset": 5000, "testSubset": 0, "validation": 1000, "masks": [4], "seeds": [7],"#
+            + #" "edge": {"mask": 4, "alpha": 48, "guidance": true, "epochs": 3, "batchSize": 64, "learningRate": 0.001, "seed": 0},"#
+            + #" "classifier": {"model": "resnext-11", "epochs": 2, "batchSize": 32, "learningRate": 0.05, "weightDecay": 0.0005, "augment": true, "seed": 0}}"#
+        let c = try JSONDecoder().decode(ExperimentConfig.self, from: Data(old.utf8))
+        #expect(c.trainSubset == 5000 && c.masks == [4] && c.seeds == [7] && c.edge.alpha == 48 && c.classifier.epochs == 2)
+        #expect(c.rateWeights.isEmpty && c.codedRows && c.vaeMasks == nil && c.codecTargets == [1, 2])
+        // And what is written now reads back the same.
+        var now = ExperimentConfig()
+        now.vaeMasks = [4, 3]; now.rateWeights = [0.01]
+        let back = try JSONDecoder().decode(ExperimentConfig.self, from: JSONEncoder().encode(now))
+        #expect(back.vaeMasks == [4, 3] && back.rateWeights == [0.01] && back.seeds == now.seeds)
+    }
+}
