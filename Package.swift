@@ -63,7 +63,7 @@ let package = Package(
         // Opus and G.711 μ-law as audio baseline codecs, with honest byte accounting.
         .target(name: "CDCAudioCodecs", dependencies: ["COpus", "CDCFileIO"]),
         // The reference models of shared/spec/reference-models.md and the timed steps.
-        .target(name: "CDCModels", dependencies: ["CDCNN"]),
+        .target(name: "CDCModels", dependencies: ["CDCNN", "CDCEntropy"]),
         // The CDC pipeline: edge training sessions, compression, restoration, cloud training,
         // the rate–accuracy experiment.
         .target(name: "CDCPipeline", dependencies: ["CDCModels", "CDCData", "CDCCodec", "CDCEntropy", "CDCImageCodecs", "CDCAudioCodecs", "CDCSafetensors", "CDCFileIO"]),

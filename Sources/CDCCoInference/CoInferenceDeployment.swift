@@ -10,8 +10,8 @@ import Synchronization
 /// The co-inference systems of one trained experiment directory (`cdc experiment co-inference
 /// --out DIR`), as both sides of a deployment build them: the edge to encode, the cloud to
 /// classify. Systems are named by their ``CoInferenceSystem/key``
-/// (`system/split/config/channel`): `raw`, CDC (one per trained mask), vae-cls (one per trained
-/// rate point) and BottleNet++ (one per
+/// (`system/split/config/channel`): `raw`, CDC (one per trained mask), vae-cls and vae-cls-ctx3d (one
+/// per trained rate point) and BottleNet++ (one per
 /// trained configuration, at any test channel) come from `DIR/models`; DISC-like, JPEG and WebP
 /// need no training and are built from the key itself, at any setting.
 ///
@@ -55,7 +55,7 @@ public final class CoInferenceDeployment {
         for f in files.sorted() where f.hasPrefix("cdc-m") && !f.hasSuffix(".safetensors") {
             if let m = Int(f.dropFirst(5).prefix { $0.isNumber }), let s = try? cdc(mask: m) { out.append(s) }
         }
-        for f in files.sorted() where f.hasPrefix("vae-cls-L") && f.hasSuffix("-s\(seed)") {
+        for f in files.sorted() where (f.hasPrefix("vae-cls-L") || f.hasPrefix("vae-cls-ctx3d-L")) && f.hasSuffix("-s\(seed)") {
             if let s = try? vaeCls(directory: models.appendingPathComponent(f)) { out.append(s) }
         }
         return out
@@ -87,14 +87,16 @@ public final class CoInferenceDeployment {
             let features = try Autograd.noGrad { try splitter.device(calibration, to: split) }
             s = try DISCLikeSystem(classifier: splitter, split: split, tau: tau, bits: b, coding: system == "disc-like" ? .rans : .zlib,
                                    calibration: features)
-        case "vae-cls":
+        case "vae-cls", "vae-cls-ctx3d":
             guard let l = settings["L"].flatMap(Int.init), let r = settings["R"].flatMap(Float.init) else {
-                throw SplitError("vae-cls needs L=… R=… in '\(config)'")
+                throw SplitError("\(system) needs L=… R=… in '\(config)'")
             }
-            s = try vaeCls(directory: models.appendingPathComponent(String(format: "vae-cls-L%d-R%g-s%d", l, r, seed)))
+            let name = CoInferenceExperiment.vaeClsDirectory(VAERatePoint(levels: l, target: r),
+                                                             rateModel: system == "vae-cls" ? .factorized : .context3d, seed: seed)
+            s = try vaeCls(directory: models.appendingPathComponent(name))
         default:
             if let bn = try bottlenet(system: system, split: split, config: config, channel: channel) { s = bn; break }
-            throw SplitError("unknown system '\(system)' (raw, jpeg, webp, cdc, vae-cls, disc-like, disc-like-zlib, bottlenet++, bottlenet++-coded)")
+            throw SplitError("unknown system '\(system)' (raw, jpeg, webp, cdc, vae-cls, vae-cls-ctx3d, disc-like, disc-like-zlib, bottlenet++, bottlenet++-coded)")
         }
         guard s.key == key || system == "cdc" || system.hasPrefix("bottlenet") else {
             throw SplitError("'\(key)' names \(s.key): write the key as the catalog does")
@@ -113,7 +115,8 @@ public final class CoInferenceDeployment {
         return out
     }
 
-    /// vae-cls from its trained session directory (`models/vae-cls-L<L>-R<target>-s<seed>/`).
+    /// vae-cls from its trained session directory (`models/vae-cls-L<L>-R<target>-s<seed>/`, or
+    /// `vae-cls-ctx3d-…`).
     func vaeCls(directory dir: URL) throws -> VAEClsSystem {
         let session = try VAEClsSession.resume(from: dir)
         let target = session.config.ratePoint.target

@@ -51,10 +51,12 @@ public struct CoInferenceConfig: Codable, Sendable {
     /// Train vae-cls's optional decoder branch too (its PSNR is reported beside the accuracy).
     public var vaeDecoder = true
     /// The system families to run (nil: all): `jpeg`, `webp`, `cdc`, `disc-like`, `bottlenet++`,
-    /// `vae-cls`. The raw classifier always runs (it is the backbone and the reference).
+    /// `vae-cls`, `vae-cls-ctx3d` (vae-cls trained and coded with the anchor's 3-D masked context
+    /// model, at the same rate points). The raw classifier always runs (it is the backbone and the
+    /// reference).
     public var systems: [String]? = nil
     /// Every family ``systems`` may name.
-    public static let families = ["jpeg", "webp", "cdc", "disc-like", "bottlenet++", "vae-cls"]
+    public static let families = ["jpeg", "webp", "cdc", "disc-like", "bottlenet++", "vae-cls", "vae-cls-ctx3d"]
     /// Whether the run includes `family`.
     public func runs(_ family: String) -> Bool { systems?.contains(family) ?? true }
 
@@ -205,6 +207,9 @@ public final class CoInferenceExperiment {
         // vae-cls: encoder and latent classifier trained jointly under the rate constraint.
         for point in config.vaeRates where config.runs("vae-cls") {
             try vaeClsRow(point, train: train, calibration: calibration, test: test)
+        }
+        for point in config.vaeRates where config.runs("vae-cls-ctx3d") {
+            try vaeClsRow(point, rateModel: .context3d, train: train, calibration: calibration, test: test)
         }
 
         // DISC-like: the grid on validation images, then the chosen points on the test set.

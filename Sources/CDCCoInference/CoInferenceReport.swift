@@ -175,6 +175,18 @@ public enum CoInferenceReport {
                 out.append(String(format: "vae-cls against JPEG at about 0.8 bpp: no vae-cls row at or below JPEG's %.0f bits.", jpeg.bitsPerSample))
             }
         }
+        // The anchor's context model against the per-channel prior at the same rate points.
+        let pairs = rows.filter { $0.system == "vae-cls-ctx3d" && $0.channel == "none" }.compactMap { c in
+            vae.first { $0.config == c.config }.map { (c, $0) }
+        }
+        if !pairs.isEmpty {
+            out.append("vae-cls-ctx3d (trained and coded with the anchor's 3-D masked context model) against vae-cls (per-channel prior): "
+                       + pairs.map { c, f in
+                           String(format: "%@: %.0f vs %.0f bits per sample (%.0f %%), %@ vs %@, device %.3f vs %.3f ms, server %.3f vs %.3f ms",
+                                  c.config, c.bitsPerSample, f.bitsPerSample, 100 * c.bitsPerSample / max(f.bitsPerSample, 1),
+                                  pct(c.accuracy), pct(f.accuracy), c.deviceMs, f.deviceMs, c.serverMs, f.serverMs)
+                       }.joined(separator: "; ") + ".")
+        }
         // The decoder branch (EncClassRec): images restored from the same codes.
         let restored = vae.filter { $0.restoredPSNR != nil }
         if !restored.isEmpty {

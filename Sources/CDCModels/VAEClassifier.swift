@@ -81,7 +81,7 @@ public final class CentreQuantizer: Module {
 
 /// The rate model of `vae-cls` by default: an independent categorical distribution over the L
 /// centres for each latent channel (learned logits `[K, L]`), the categorical counterpart of
-/// ``FactorizedPrior``. The anchor's 3-D masked context model is not built.
+/// ``FactorizedPrior``. The anchor's 3-D masked context model is the option ``ContextModel3D``.
 public final class CategoricalPrior: Module {
     /// Logits of each channel's distribution over the centres, `[K, L]`.
     public var logits: Tensor
@@ -122,21 +122,26 @@ public final class CategoricalPrior: Module {
 /// at stride 1, global pooling, a linear layer — and never restores the image. An optional
 /// decoder (the anchor's EncClassRec branch, cdc-ae's decoder) restores images from the same
 /// latents for a cloud that needs them; it is trained on detached latents, so it does not change
-/// the codes. State names: `encoder.*`, `quantizer.centres`, `prior.logits`, `classifier.*`,
-/// `decoder.*`.
+/// the codes. The rate model is the per-channel ``CategoricalPrior`` by default; with
+/// ``VAERateModel/context3d`` the anchor's ``ContextModel3D`` sets the rate instead (the prior
+/// still fits the codes, so the histogram-coded transport works for both). State names:
+/// `encoder.*`, `quantizer.centres`, `prior.logits`, `classifier.*`, `decoder.*`, `context.*`.
 public final class VAEClassifier: Module {
     public let encoder: Sequential
     public let quantizer: CentreQuantizer
     public let prior: CategoricalPrior
     public let classifier: Sequential
     public let decoder: Sequential?
+    /// The 3-D masked context rate model, when the model was built with it.
+    public let context: ContextModel3D?
     /// Latent channels K (16) and the input's channels.
     public let latentChannels: Int, channels: Int, classes: Int
     /// The architecture's name, as files record it.
     public static let architecture = "vae-cls"
 
     /// A fresh model with `levels` centres (seeded by ``GlobalRandom``).
-    public init(channels: Int = 1, classes: Int = 10, levels: Int, latentChannels k: Int = 16, withDecoder: Bool = false) {
+    public init(channels: Int = 1, classes: Int = 10, levels: Int, latentChannels k: Int = 16, withDecoder: Bool = false,
+                rateModel: VAERateModel = .factorized) {
         self.channels = channels; self.classes = classes; latentChannels = k
         encoder = Sequential(Conv2d(channels, 32, kernelSize: 5, stride: 2, padding: 2), LeakyReLU(0.2),
                              Conv2d(32, 64, kernelSize: 5, stride: 2, padding: 2), LeakyReLU(0.2),
@@ -149,6 +154,24 @@ public final class VAEClassifier: Module {
                          ConvTranspose2d(64, 32, kernelSize: 4, stride: 2, padding: 1), LeakyReLU(0.2),
                          ConvTranspose2d(32, channels, kernelSize: 4, stride: 2, padding: 1))
             : nil
+        context = rateModel == .context3d ? ContextModel3D(levels: levels) : nil
+    }
+
+    /// The exact coder of the context model for latents `[K, h, w]`; nil with the factorized prior.
+    public func contextCoder(latentShape s: [Int]) -> ContextSymbolCoder? {
+        precondition(s.count == 3, "context coder: latent shape \(s) is not [K, h, w]")
+        return context?.coder(centres: quantizer.centres.values, channels: s[0], height: s[1], width: s[2])
+    }
+
+    /// The rate model that sets the rate in training.
+    public var rateModel: VAERateModel { context == nil ? .factorized : .context3d }
+
+    /// Bits of a quantization `q` of latents `[N, K, h, w]` under the rate model (gradient to the
+    /// encoder through the soft assignment, and to the rate model's parameters).
+    public func bits(_ q: CentreQuantizer.Quantized) -> Tensor {
+        if let context { return context.bits(q.assignment, values: q.values) }
+        let s = q.values.shape
+        return prior.bits(q.assignment, perChannel: s[2] * s[3])
     }
 
     /// The server's classifier on `[N, K, h, w]` latents (any h, w): conv 3×3 K→128 + BN + ReLU,
@@ -192,9 +215,19 @@ public final class VAEClassifier: Module {
     }
 }
 
+/// Which model sets the rate of `vae-cls` in training (and which coder codes its samples).
+public enum VAERateModel: String, Codable, Sendable, CaseIterable {
+    /// A learned categorical distribution per latent channel (``CategoricalPrior``), coded with
+    /// per-channel rANS tables: the default.
+    case factorized
+    /// The anchor's 3-D masked context model (``ContextModel3D``), coded symbol by symbol with
+    /// adaptive rANS.
+    case context3d
+}
+
 /// Joint training of `vae-cls` (encoder, quantizer, rate model, classifier) under a rate
 /// constraint: loss = cross-entropy + β·max(R − R_target, 0), R the code length of the batch's
-/// hard symbols under the ``CategoricalPrior`` in bits per input pixel. SGD (momentum 0.9,
+/// hard symbols under the rate model (``VAEClassifier/bits(_:)``) in bits per input pixel. SGD (momentum 0.9,
 /// weight decay 5e-4, the caller's schedule) moves the encoder and the classifier; Adam moves the
 /// centres and the prior at a fixed ratio to the SGD learning rate. With a decoder, it learns
 /// MSE reconstruction from the detached latents with its own Adam.
@@ -203,6 +236,8 @@ public final class VAEClassifierTrainer {
     public let sgd: SGD
     public let centreOptimizer: Adam, priorOptimizer: Adam
     public let decoderOptimizer: Adam?
+    /// The context model's optimizer (at the prior's ratio), with one.
+    public let contextOptimizer: Adam?
     /// β and R_target (bits per input pixel).
     public var rateWeight: Float, rateTarget: Float
     /// Adam's learning rates for the centres and for the prior as multiples of SGD's.
@@ -219,6 +254,7 @@ public final class VAEClassifierTrainer {
         centreOptimizer = Adam(model.quantizer.parameters(), learningRate: learningRate * centreRatio)
         priorOptimizer = Adam(model.prior.parameters(), learningRate: learningRate * priorRatio)
         decoderOptimizer = model.decoder.map { Adam($0.parameters(), learningRate: 1e-3) }
+        contextOptimizer = model.context.map { Adam($0.parameters(), learningRate: learningRate * priorRatio) }
     }
 
     /// Losses and accuracy of one step.
@@ -233,12 +269,14 @@ public final class VAEClassifierTrainer {
         sgd.learningRate = lr
         centreOptimizer.learningRate = lr * centreRatio
         priorOptimizer.learningRate = lr * priorRatio
+        contextOptimizer?.learningRate = lr * priorRatio
     }
 
     /// One training step on a batch of images.
     @discardableResult
     public func step(_ x: Tensor, labels: [Int]) -> StepResult {
         sgd.zeroGrad(); centreOptimizer.zeroGrad(); priorOptimizer.zeroGrad(); decoderOptimizer?.zeroGrad()
+        contextOptimizer?.zeroGrad()
         model.train()
         let z = model.encoder(x)
         let q = model.quantizer.quantize(z)
@@ -246,11 +284,27 @@ public final class VAEClassifierTrainer {
         let ce = Tensor.crossEntropy(logits, labels: labels)
         let pixels = Float(x.count / x.shape[1])
         let perChannel = z.count / (z.shape[0] * z.shape[1])
-        let bpp = model.prior.bits(q.assignment, perChannel: perChannel) * (1 / pixels)
-        // The prior always fits the codes (through the detached assignment only its logits move);
-        // the penalty pushes the encoder towards cheap symbols once R is above the target.
-        let fit = model.prior.bits(q.assignment.detach(), perChannel: perChannel) * (1 / pixels)
-        var loss = ce + fit + VAEClassifier.ratePenalty(bpp, target: rateTarget, weight: rateWeight)
+        // The rate models always fit the codes (through the detached assignment and values only
+        // their own parameters move); the penalty pushes the encoder towards cheap symbols once R
+        // is above the target.
+        var loss = ce + model.prior.bits(q.assignment.detach(), perChannel: perChannel) * (1 / pixels)
+        let rate: Float
+        if let context = model.context {
+            // The context model's fit runs on detached inputs and its value is R itself. Only
+            // above the target has the penalty a gradient, so only then does a second pass carry
+            // it through the undetached inputs to the encoder (below it, it would add zero).
+            let fit = context.bits(q.assignment.detach(), values: q.values.detach()) * (1 / pixels)
+            rate = fit.item
+            loss = loss + fit
+            if rate > rateTarget {
+                let bpp = context.bits(q.assignment, values: q.values) * (1 / pixels)
+                loss = loss + VAEClassifier.ratePenalty(bpp, target: rateTarget, weight: rateWeight)
+            }
+        } else {
+            let bpp = model.prior.bits(q.assignment, perChannel: perChannel) * (1 / pixels)
+            rate = bpp.item
+            loss = loss + VAEClassifier.ratePenalty(bpp, target: rateTarget, weight: rateWeight)
+        }
         var mse: Float = 0
         if let decoder = model.decoder {
             let r = Tensor.mse(decoder(q.values.detach()), x)
@@ -258,9 +312,9 @@ public final class VAEClassifierTrainer {
             loss = loss + r
         }
         loss.backward()
-        sgd.step(); centreOptimizer.step(); priorOptimizer.step(); decoderOptimizer?.step()
+        sgd.step(); centreOptimizer.step(); priorOptimizer.step(); decoderOptimizer?.step(); contextOptimizer?.step()
         let pred = logits.argmaxLastAxis()
-        return StepResult(classification: ce.item, rate: bpp.item, reconstruction: mse,
+        return StepResult(classification: ce.item, rate: rate, reconstruction: mse,
                           correct: zip(pred, labels).filter { $0 == $1 }.count, count: labels.count)
     }
 }

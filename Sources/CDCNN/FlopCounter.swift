@@ -16,5 +16,6 @@ public final class FlopCounter: @unchecked Sendable {
         return 2 * c.macs
     }
 
-    static func add(_ macs: Int) { current?.macs += macs }
+    /// Adds `macs` multiply-accumulates to the count in progress (for layers outside this module).
+    public static func add(_ macs: Int) { current?.macs += macs }
 }

@@ -52,6 +52,10 @@ public struct ExperimentConfig: Codable, Sendable {
     /// per seed; nil or empty: no vae-cls rows), and their training epochs (nil: `edge.epochs`).
     public var vaeMasks: [Int]? = nil
     public var vaeEpochs: Int? = nil
+    /// The rate models the vae-cls rows are trained with, each its own rows (nil: the factorized
+    /// prior only): `vae-cls`/`vae-cls-coded` for the prior, `vae-cls-ctx3d`/`vae-cls-ctx3d-coded`
+    /// for the 3-D masked context model, whose coded row is coded under the context model itself.
+    public var vaeRateModels: [VAERateModel]? = nil
     /// Samples per second of the data when it is audio (set by the run; nil for images): the
     /// report then speaks of bits per audio sample and checks the audio claims.
     public var sampleRate: Int? = nil
@@ -95,7 +99,7 @@ public struct ExperimentConfig: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case trainSubset, testSubset, validation, edge, classifier, masks, alphaSweep, alphaSweepMask, autoAlpha, codecTargets
         case opusBitrates, rateWeights, rateMasks, codedRows, includeAE, seeds, includeBaselines, includeRaw, vaeMasks, vaeEpochs
-        case sampleRate
+        case vaeRateModels, sampleRate
     }
 
     /// Reads configurations written by earlier versions too (the `timings.json` of older result
@@ -116,6 +120,7 @@ public struct ExperimentConfig: Codable, Sendable {
         includeRaw = try c.decodeIfPresent(Bool.self, forKey: .includeRaw)
         vaeMasks = try c.decodeIfPresent([Int].self, forKey: .vaeMasks)
         vaeEpochs = try c.decodeIfPresent(Int.self, forKey: .vaeEpochs)
+        vaeRateModels = try c.decodeIfPresent([VAERateModel].self, forKey: .vaeRateModels)
         sampleRate = try c.decodeIfPresent(Int.self, forKey: .sampleRate)
     }
 
@@ -256,7 +261,11 @@ public final class RateAccuracyExperiment {
         if let vaeMasks = config.vaeMasks, !vaeMasks.isEmpty {
             guard !train.isAudio else { throw PipelineError("vae-cls rows need images (its 1-D variant is not built)") }
             for seed in config.seeds {
-                for m in vaeMasks { try vaeRows(mask: m, seed: seed, data: data, rawBytes: rawBytes).forEach(add) }
+                for rateModel in config.vaeRateModels ?? [.factorized] {
+                    for m in vaeMasks {
+                        try vaeRows(mask: m, rateModel: rateModel, seed: seed, data: data, rawBytes: rawBytes).forEach(add)
+                    }
+                }
             }
         }
 
@@ -423,15 +432,21 @@ public final class RateAccuracyExperiment {
     /// cloud turns them into latents and trains a fresh latent classifier, tested on the test
     /// images the edge encodes. Returns the fixed-length row and its histogram-coded twin
     /// (`vae-cls-coded`). `accuracy_raw_test` holds the jointly trained classifier's accuracy on
-    /// the test images (the co-inference use, the model the edge trained).
-    func vaeRows(mask m: Int, seed: UInt64, data: Data3, rawBytes: Int) throws -> [ExperimentRow] {
+    /// the test images (the co-inference use, the model the edge trained). With the context rate
+    /// model the rows are `vae-cls-ctx3d` and `vae-cls-ctx3d-coded`, the latter's upload the
+    /// container with context-coded chunks (``VAEClsCodec/contextCoded(_:model:)``) plus the
+    /// latent file and the context model's weights.
+    func vaeRows(mask m: Int, rateModel: VAERateModel = .factorized, seed: UInt64, data: Data3,
+                 rawBytes: Int) throws -> [ExperimentRow] {
         let train = data.train, test = data.test
         let t0 = Date()
         var vc = VAEClsConfig()
         vc.mask = m; vc.seed = seed; vc.epochs = config.vaeEpochs ?? config.edge.epochs
         vc.batchSize = config.edge.batchSize
+        vc.rateModel = rateModel
         let session = try VAEClsSession(config: vc, for: train)
-        let label = "vae-cls m=\(m) \(vc.ratePoint) seed \(seed)"
+        let method = rateModel == .factorized ? "vae-cls" : "vae-cls-ctx3d"
+        let label = "\(method) m=\(m) \(vc.ratePoint) seed \(seed)"
         timed("edge-train:vae-cls") {
             for e in 1...vc.epochs {
                 let s = session.trainEpoch(train)
@@ -450,19 +465,25 @@ public final class RateAccuracyExperiment {
         let model = try timed("classifier:vae-cls") { try trainClassifier(trainLatents, label: label, seed: seed) }
         let pixels = Double(train.count * train.positionsPerSample)
         let fixedUplink = trainC.encoded().count + file.count
-        let row = ExperimentRow(method: "vae-cls", mask: m, alpha: nil, quality: nil, seed: seed,
+        let row = ExperimentRow(method: method, mask: m, alpha: nil, quality: nil, seed: seed,
                                 bpp: Double(fixedUplink * 8) / pixels, bppPayload: Double(5 - m) * Double(trainC.latentShape.reduce(1, *))
                                     / Double(train.positionsPerSample),
                                 uplinkBytes: fixedUplink, rawBytes: rawBytes, accuracy: CloudClassifier.accuracy(model, on: testLatents),
                                 accuracyRawTest: session.accuracy(test), accuracyLoss: 0,
                                 accuracyValidation: valLatents.map { CloudClassifier.accuracy(model, on: $0) },
                                 seconds: Date().timeIntervalSince(t0))
-        let coded = try timed("entropy-coding") { try EdgeCodec.code(trainC, .histogram) }
         var twin = row
-        twin.method = "vae-cls-coded"
-        twin.uplinkBytes = coded.encoded().count + file.count
+        twin.method = method + "-coded"
+        if rateModel == .context3d {
+            let coded = try timed("entropy-coding") { try VAEClsCodec.contextCoded(trainC, model: session.model) }
+            twin.uplinkBytes = coded.containerBytes + file.count + coded.modelFileBytes
+            twin.bppPayload = Double(coded.payloadBytes * 8) / pixels
+        } else {
+            let coded = try timed("entropy-coding") { try EdgeCodec.code(trainC, .histogram) }
+            twin.uplinkBytes = coded.encoded().count + file.count
+            twin.bppPayload = Double(coded.accounting.symbols * 8) / pixels
+        }
         twin.bpp = Double(twin.uplinkBytes * 8) / pixels
-        twin.bppPayload = Double(coded.accounting.symbols * 8) / pixels
         return [row, twin]
     }
 

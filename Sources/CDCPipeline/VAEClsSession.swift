@@ -50,8 +50,31 @@ public struct VAEClsConfig: Codable, Sendable, Equatable {
     public var weightDecay: Float = 5e-4
     /// Train the optional decoder branch on the latents (for a cloud that also needs images).
     public var decoder = false
+    /// The rate model trained with the codec (the per-channel prior, or the anchor's 3-D masked
+    /// context model).
+    public var rateModel: VAERateModel = .factorized
     public var seed: UInt64 = 0
     public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case mask, levels, rateTarget, rateWeight, epochs, batchSize, learningRate, weightDecay, decoder, rateModel, seed
+    }
+
+    /// Reads a configuration; keys that earlier versions did not write keep their defaults.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        mask = try c.decode(Int.self, forKey: .mask)
+        levels = try c.decodeIfPresent(Int.self, forKey: .levels)
+        rateTarget = try c.decodeIfPresent(Float.self, forKey: .rateTarget)
+        rateWeight = try c.decode(Float.self, forKey: .rateWeight)
+        epochs = try c.decode(Int.self, forKey: .epochs)
+        batchSize = try c.decode(Int.self, forKey: .batchSize)
+        learningRate = try c.decode(Float.self, forKey: .learningRate)
+        weightDecay = try c.decode(Float.self, forKey: .weightDecay)
+        self.decoder = try c.decode(Bool.self, forKey: .decoder)
+        rateModel = try c.decodeIfPresent(VAERateModel.self, forKey: .rateModel) ?? .factorized
+        seed = try c.decode(UInt64.self, forKey: .seed)
+    }
 
     /// L and R_target in effect.
     public var ratePoint: VAERatePoint {
@@ -94,7 +117,8 @@ public final class VAEClsSession {
         self.config = config
         self.channels = channels; self.height = height; self.width = width; self.classes = classes
         model = GlobalRandom.withSeed(config.seed) {
-            VAEClassifier(channels: channels, classes: classes, levels: point.levels, withDecoder: config.decoder)
+            VAEClassifier(channels: channels, classes: classes, levels: point.levels, withDecoder: config.decoder,
+                          rateModel: config.rateModel)
         }
         trainer = VAEClassifierTrainer(model: model, learningRate: config.learningRate, weightDecay: config.weightDecay,
                                        rateWeight: config.rateWeight, rateTarget: point.target)
@@ -196,6 +220,7 @@ public final class VAEClsSession {
         if s.model.quantizer.levels == model.quantizer.levels {
             try Checkpoint.load(Checkpoint.stateDict(model.quantizer), into: s.model.quantizer)
             try Checkpoint.load(Checkpoint.stateDict(model.prior), into: s.model.prior)
+            if let from = model.context, let to = s.model.context { try Checkpoint.load(Checkpoint.stateDict(from), into: to) }
         }
         return s
     }
@@ -214,11 +239,13 @@ public final class VAEClsSession {
     public func save(to dir: URL) throws {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         try Checkpoint.save(model, to: dir.appendingPathComponent("vae-cls.safetensors"),
-                            metadata: ["model": VAEClassifier.architecture, "levels": "\(model.quantizer.levels)"])
+                            metadata: ["model": VAEClassifier.architecture, "levels": "\(model.quantizer.levels)",
+                                       "rate_model": model.rateModel.rawValue])
         try OptimizerState.save(trainer.sgd, to: dir.appendingPathComponent("vae-cls.sgd.safetensors"))
         try OptimizerState.save(trainer.centreOptimizer, to: dir.appendingPathComponent("vae-cls.centres.safetensors"))
         try OptimizerState.save(trainer.priorOptimizer, to: dir.appendingPathComponent("vae-cls.prior.safetensors"))
         if let d = trainer.decoderOptimizer { try OptimizerState.save(d, to: dir.appendingPathComponent("vae-cls.decoder.safetensors")) }
+        if let c = trainer.contextOptimizer { try OptimizerState.save(c, to: dir.appendingPathComponent("vae-cls.context.safetensors")) }
         let saved = Saved(config: config, channels: channels, height: height, width: width, classes: classes,
                           epochsDone: epochsDone, history: history)
         let enc = JSONEncoder()
@@ -247,6 +274,9 @@ public final class VAEClsSession {
         try OptimizerState.load(into: s.trainer.priorOptimizer, from: dir.appendingPathComponent("vae-cls.prior.safetensors"))
         if let d = s.trainer.decoderOptimizer {
             try OptimizerState.load(into: d, from: dir.appendingPathComponent("vae-cls.decoder.safetensors"))
+        }
+        if let c = s.trainer.contextOptimizer {
+            try OptimizerState.load(into: c, from: dir.appendingPathComponent("vae-cls.context.safetensors"))
         }
         s.epochsDone = saved.epochsDone
         s.history = saved.history
@@ -338,6 +368,51 @@ public enum VAEClsCodec {
         }
         return try LatentContainer(mask: m, latentShape: shape, symbols: symbols, labels: data.labels, classes: data.classes,
                                    decoderHash: fileHash, samplesPerChunk: 1024)
+    }
+
+    /// An upload whose chunks carry streams coded under the 3-D masked context model
+    /// (``ContextSymbolCoder``) instead of histogram-coded ones: what the context model's bits
+    /// cost on the wire. Measured, and checked by decoding every stream back; the latent
+    /// container has no context-coded version, so the service carries these uploads
+    /// histogram-coded.
+    public struct ContextCodedUpload: Sendable {
+        /// One stream per chunk of the container.
+        public var streams: [[UInt8]]
+        /// Bytes of the container with these streams as its chunks' codes: header, labels,
+        /// 12 bytes of framing per chunk (as a coded container's), the streams; no model section.
+        public var containerBytes: Int
+        /// Bytes of the context model's weights as a safetensors file (what the cloud needs once
+        /// to decode), beside the latent file.
+        public var modelFileBytes: Int
+        /// The streams' bytes.
+        public var payloadBytes: Int { streams.reduce(0) { $0 + $1.count } }
+    }
+
+    /// The context model's weights as the safetensors file an upload would carry.
+    public static func contextModelFile(_ model: VAEClassifier) throws -> [UInt8] {
+        guard let context = model.context else { throw PipelineError("this vae-cls model has no context model (rate model: factorized)") }
+        return try SafetensorsFile(tensors: Checkpoint.stateDict(context), metadata: ["model": "vae-cls context3d", "levels": "\(model.quantizer.levels)"]).encoded()
+    }
+
+    /// Codes the symbols of `container` (made by ``compress(_:_:mask:fileHash:batchSize:)`` from
+    /// `model`) chunk by chunk under the model's context model, on every core, and decodes each
+    /// stream back to check it.
+    public static func contextCoded(_ container: LatentContainer, model: VAEClassifier) throws -> ContextCodedUpload {
+        guard let coder = model.contextCoder(latentShape: container.latentShape) else {
+            throw PipelineError("this vae-cls model has no context model (rate model: factorized)")
+        }
+        let offset = (1 << (4 - container.mask)) - 1
+        let indices = container.symbols.map { UInt8(Int($0) + offset) }
+        let chunk = container.samplesPerChunk
+        let streams = try coder.encode(samples: indices, samplesPerStream: chunk)
+        guard try coder.decode(streams: streams, samples: container.count, samplesPerStream: chunk) == indices else {
+            throw PipelineError("the context-coded upload does not decode to its symbols")
+        }
+        let chunks = streams.count
+        let a = container.accounting
+        return ContextCodedUpload(streams: streams,
+                                  containerBytes: a.header + a.labels + 12 * chunks + streams.reduce(0) { $0 + $1.count },
+                                  modelFileBytes: try contextModelFile(model).count)
     }
 
     /// The latents of `container` (centre values, `[K, h, w]` per sample) as a dataset a latent

@@ -21,6 +21,7 @@ struct Edge: AsyncParsableCommand {
 
 extension DatasetFormat: ExpressibleByArgument {}
 extension Coding: ExpressibleByArgument {}
+extension VAERateModel: ExpressibleByArgument {}
 
 /// How audio datasets are read (ignored for images): rate, clip length, UrbanSound8K folds.
 struct AudioReadingOptions: ParsableArguments {
@@ -286,6 +287,8 @@ struct EdgeRun: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The system of a new session: cdc (the autoencoder guided by the elementary classifier; uploads codes and a decoder) or vae-cls (the VAE codec trained jointly with a classifier on its latents under a rate constraint; uploads codes and a small latent file, no decoder, and the cloud trains on the latents; m = 4, 3, 2 are L = 2, 3, 6 centres). Images only.",
                                valueName: "system"))
     var system = "cdc"
+    @Option(help: "The rate model of a new vae-cls session: factorized (a per-channel prior, the default) or context3d (the anchor's 3-D masked context model; the upload itself is histogram-coded, as the container has no context-coded version).")
+    var vaeRateModel: VAERateModel = .factorized
     @Option(help: "Epochs of fine-tuning when the cloud asks for another mask.") var retuneEpochs = 1
     @Option(help: "Samples per uploaded part.") var samplesPerPart = 1024
     @Option(help: "Parts in flight at once (keeps a long-latency link busy).") var parallel = 4
@@ -320,6 +323,7 @@ struct EdgeRun: AsyncParsableCommand {
             guard !data.isAudio else { throw ValidationError("--system vae-cls takes images (its 1-D variant is not built)") }
             var vae = VAEClsConfig()
             vae.epochs = epochs
+            vae.rateModel = vaeRateModel
             settings.newVAESession = vae
             if coding == .prior { throw ValidationError("vae-cls uploads are coded with measured histograms: --coding auto, histogram or fixed") }
         default: throw ValidationError("--system must be cdc or vae-cls, not '\(system)'")

@@ -64,6 +64,8 @@ struct RateAccuracy: ParsableCommand {
     @Option(help: "Masks of vae-cls rows, comma-separated (m = 4, 3, 2: L = 2, 3, 6 centres; default: none). With --masks '' --no-ae --no-baselines --no-raw --alpha-sweep '' only vae-cls runs.")
     var vaeMasks: String?
     @Option(help: "vae-cls training epochs (default: --edge-epochs).") var vaeEpochs: Int?
+    @Option(help: "Rate models of the vae-cls rows, comma-separated: factorized (a per-channel prior; rows vae-cls, vae-cls-coded) and context3d (the anchor's 3-D masked context model; rows vae-cls-ctx3d, vae-cls-ctx3d-coded coded under it). Default: factorized.")
+    var vaeRateModels: String?
 
     mutating func run() throws {
         try engine.apply()
@@ -88,6 +90,12 @@ struct RateAccuracy: ParsableCommand {
         c.edge.autoencoder = autoencoder
         if let v = vaeMasks { c.vaeMasks = try v.split(separator: ",").map { guard let m = Int($0), (0...4).contains(m) else { throw ValidationError("bad mask '\($0)'") }; return m } }
         if let v = vaeEpochs { guard v >= 1 else { throw ValidationError("--vae-epochs must be ≥ 1") }; c.vaeEpochs = v }
+        if let v = vaeRateModels {
+            c.vaeRateModels = try v.split(separator: ",").map {
+                guard let r = VAERateModel(rawValue: String($0)) else { throw ValidationError("bad rate model '\($0)': factorized or context3d") }
+                return r
+            }
+        }
         if let v = rateMasks { c.rateMasks = try v.split(separator: ",").map { guard let m = Int($0), (0...4).contains(m) else { throw ValidationError("bad mask '\($0)'") }; return m } }
         if let v = rateWeights { c.rateWeights = try v.split(separator: ",").map { guard let a = Float($0), a > 0 else { throw ValidationError("bad λ '\($0)'") }; return a } }
         guard !c.seeds.isEmpty, c.edge.epochs >= 1, c.classifier.epochs >= 1 else { throw ValidationError("need a seed and ≥ 1 epoch") }
@@ -224,7 +232,7 @@ struct CoInference: ParsableCommand {
     @Option(help: "Uplink bandwidths in Mbit/s for the lowest-latency choice, comma-separated.") var bandwidths: String?
     @Option(help: "BottleNet++ configurations, comma-separated SPLIT:C':CHANNEL with CHANNEL none, awgn=σmax or bec=pmax (e.g. S2:4:bec=0.01); empty: none.")
     var bottlenet: String?
-    @Option(help: "System families to run, comma-separated: jpeg, webp, cdc, vae-cls, disc-like, bottlenet++ (default: all; raw always runs).")
+    @Option(help: "System families to run, comma-separated: jpeg, webp, cdc, vae-cls, vae-cls-ctx3d (vae-cls with the anchor's 3-D masked context model as rate model and coder), disc-like, bottlenet++ (default: all; raw always runs).")
     var systems: String?
     @Option(help: "vae-cls rate points, comma-separated L:R_TARGET (centres, bits per pixel), e.g. 2:0.5,3:1,6:2 (the default).")
     var vaeRates: String?

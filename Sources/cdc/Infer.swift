@@ -39,8 +39,8 @@ struct EdgeInfer: AsyncParsableCommand {
     @Option(help: "The cloud's URL, e.g. http://10.0.0.1:8080.") var cloud: String
     @Option(help: "The edge's token (`cdc cloud add-edge`); default: the environment variable CDC_EDGE_TOKEN.") var token: String?
     @Option(help: "The co-inference experiment directory (its models/ and search.csv).") var models: String
-    @Option(help: "System: raw, jpeg, webp, cdc, vae-cls, disc-like, disc-like-zlib, bottlenet++ or bottlenet++-coded.") var system = "disc-like"
-    @Option(help: "Split point (S0, S1, S2, S3, G), or auto: for disc-like the partition search by measured latency; raw, jpeg, webp and cdc always send the input, vae-cls its latent.")
+    @Option(help: "System: raw, jpeg, webp, cdc, vae-cls, vae-cls-ctx3d, disc-like, disc-like-zlib, bottlenet++ or bottlenet++-coded.") var system = "disc-like"
+    @Option(help: "Split point (S0, S1, S2, S3, G), or auto: for disc-like the partition search by measured latency; raw, jpeg, webp and cdc always send the input, vae-cls and vae-cls-ctx3d their latent.")
     var split = "auto"
     @Option(help: "The system's settings as in the results table, e.g. 'tau=0.05 b=2', 'q=40', 'm=4 alpha=8', 'L=2 R=0.5', \"C'=4 8-bit\".") var config: String?
     @Option(help: "The test channel (bottlenet++): none, 'awgn sigma=0.1', 'bec p=0.01'.") var channel = "none"
@@ -71,7 +71,7 @@ struct EdgeInfer: AsyncParsableCommand {
         var chosenBy: String?
         var candidates: [InferenceRun.MeasuredCandidate]?
         let sendsInput = ["raw", "jpeg", "webp", "cdc"].contains(system)
-        if split == "auto" && !sendsInput && system != "vae-cls" {
+        if split == "auto" && !sendsInput && !system.hasPrefix("vae-cls") {
             guard system == "disc-like" else { throw ValidationError("--split auto searches DISC-like points: use --system disc-like or name a split") }
             let url = URL(fileURLWithPath: models).appendingPathComponent("search.csv")
             let rows = try CoInferenceReport.rows(fromCSV: String(contentsOf: url, encoding: .utf8))
@@ -91,7 +91,7 @@ struct EdgeInfer: AsyncParsableCommand {
         } else {
             let defaults = ["raw": "8-bit"]
             guard let cfg = config ?? defaults[system] else { throw ValidationError("--config is required for \(system)") }
-            key = coInferenceKey(system: system, split: sendsInput ? "input" : system == "vae-cls" ? "latent" : split, config: cfg,
+            key = coInferenceKey(system: system, split: sendsInput ? "input" : system.hasPrefix("vae-cls") ? "latent" : split, config: cfg,
                                  channel: channel)
         }
         if system == "cdc" { key = try deployment.system(forKey: key).key }

@@ -207,4 +207,22 @@ func maxAbsDiff(_ a: Tensor, _ b: Tensor) -> Float { zip(a.values, b.values).map
         #expect(maxAbsDiff(try s.classify(payloads), direct) < 1e-5)
         #expect(throws: (any Error).self) { try s.classify([Array(payloads[0].prefix(3))]) }
     }
+
+    @Test func vaeClsCtx3dCodesEachSampleUnderItsContextModel() throws {
+        let data = tinyImages(3, seed: 22)
+        let (x, _) = data.batch(0..<3)
+        let model = GlobalRandom.withSeed(6) { VAEClassifier(levels: 2, rateModel: .context3d) }.eval()
+        let s = try VAEClsSystem(model: model, rateTarget: 0.5, calibration: x)
+        #expect(s.key == "vae-cls-ctx3d/latent/L=2_R=0.5/none")
+        #expect(s.oneOffBytes == (try VAEClsCodec.contextModelFile(model)).count)
+        let payloads = try s.encode(x)
+        let coder = try #require(model.contextCoder(latentShape: [16, 7, 7]))
+        let symbols = model.encode(x).symbols
+        for (i, p) in payloads.enumerated() {
+            #expect(try coder.decode(p) == Array(symbols[(i * 784)..<((i + 1) * 784)]))
+        }
+        let direct = Autograd.noGrad { model(x) }
+        #expect(maxAbsDiff(try s.classify(payloads), direct) < 1e-5)
+        #expect(throws: SplitError.self) { try s.classify([Array(payloads[0].dropLast())]) }
+    }
 }

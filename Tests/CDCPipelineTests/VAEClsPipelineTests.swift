@@ -109,6 +109,60 @@ import Testing
     }
 }
 
+/// vae-cls with the anchor's 3-D masked context model as its rate model: training, resuming, and
+/// uploads coded under the context model.
+@Suite struct VAEClsContextModelTests {
+    @Test func itTrainsResumesAndCodesUploadsUnderTheContextModel() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vae-ctx-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = VAEClsPipelineTests().images()
+        var c = VAEClsConfig()
+        c.mask = 3; c.epochs = 1; c.batchSize = 16; c.rateModel = .context3d
+        let s = try VAEClsSession(config: c, for: data)
+        #expect(s.model.rateModel == .context3d && s.trainer.contextOptimizer != nil)
+        let before = s.model.context!.convA.weight.values
+        let stats = s.trainEpoch(data)
+        #expect(stats.rate > 0 && s.model.context!.convA.weight.values != before)
+        try s.save(to: dir)
+        let r = try VAEClsSession.resume(from: dir)
+        #expect(r.config.rateModel == .context3d)
+        #expect(Checkpoint.stateDict(r.model.context!) == Checkpoint.stateDict(s.model.context!))
+        #expect(Checkpoint.stateDict(s.model).keys.contains("context.res1.weight"))
+
+        // The upload coded under the context model: every chunk decodes back (checked inside),
+        // and its size is the container's header, labels, framing and the streams.
+        let file = try s.latentFile()
+        let fixed = try s.compress(data, coding: .fixed, decoderHash: ModelIdentity.hash(file))
+        let coded = try VAEClsCodec.contextCoded(fixed, model: s.model)
+        let a = fixed.accounting
+        #expect(coded.streams.count == 1 && coded.containerBytes == a.header + a.labels + 12 + coded.payloadBytes)
+        #expect(coded.modelFileBytes == (try VAEClsCodec.contextModelFile(s.model)).count)
+        let coder = try #require(s.model.contextCoder(latentShape: fixed.latentShape))
+        let indices = fixed.symbols.map { UInt8(Int($0) + 1) }   // m = 3: u = q + 1
+        #expect(try coder.decode(coded.streams[0], samples: data.count) == indices)
+        var ideal = 0.0
+        for i in 0..<data.count {
+            ideal += try indices[(i * 64)..<((i + 1) * 64)].withUnsafeBufferPointer { try coder.idealBits($0) }
+        }
+        #expect(abs(Double(8 * coded.payloadBytes) - ideal) < 40)
+        // A factorized model has no context model to code with.
+        let plain = try VAEClsPipelineTests().session()
+        #expect(throws: PipelineError.self) { try VAEClsCodec.contextCoded(fixed, model: plain.model) }
+    }
+
+    @Test func sessionConfigurationsWithoutARateModelAreFactorized() throws {
+        var c = VAEClsConfig()
+        c.rateModel = .context3d
+        var json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(c)) as! [String: Any]
+        #expect(json["rateModel"] as? String == "context3d")
+        json.removeValue(forKey: "rateModel")
+        let old = try JSONDecoder().decode(VAEClsConfig.self, from: JSONSerialization.data(withJSONObject: json))
+        var want = c
+        want.rateModel = .factorized
+        #expect(old == want)
+    }
+}
+
 /// Experiment configurations written by earlier versions (without the keys added since) still read.
 @Suite struct ExperimentConfigReadingTests {
     @Test func anOlderConfigurationReadsWithDefaultsForNewKeys() throws {
@@ -120,8 +174,9 @@ import Testing
         #expect(c.rateWeights.isEmpty && c.codedRows && c.vaeMasks == nil && c.codecTargets == [1, 2])
         // And what is written now reads back the same.
         var now = ExperimentConfig()
-        now.vaeMasks = [4, 3]; now.rateWeights = [0.01]
+        now.vaeMasks = [4, 3]; now.rateWeights = [0.01]; now.vaeRateModels = [.factorized, .context3d]
         let back = try JSONDecoder().decode(ExperimentConfig.self, from: JSONEncoder().encode(now))
         #expect(back.vaeMasks == [4, 3] && back.rateWeights == [0.01] && back.seeds == now.seeds)
+        #expect(back.vaeRateModels == [.factorized, .context3d] && c.vaeRateModels == nil)
     }
 }
