@@ -12,13 +12,13 @@
 # times slower, `cdc edge infer --device-slowdown`), TEST_SUBSET (default 2000), TRAIN_SUBSET (the
 # experiment's, default 10000), PORT (default 8091), SYSTEMS (keys as `cdc edge infer` takes
 # them: "system|split|config" with `_` for spaces in the config, e.g. "disc-like|G|tau=0.0_b=2";
-# default: raw, WebP at 2 bpp and CDC at m = 4).
+# default: raw, WebP at 2 bpp and CDC at m = 4), SEARCH (0 skips the partition search, default 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:?usage: scripts/co-inference-latency.sh DIR [OUT]}
 out=${2:-$dir/latency}
 : "${CAPS:=2 20}" "${EDGE_THREADS:=1}" "${DEVICE_SLOWDOWN:=1}" "${TEST_SUBSET:=2000}" "${TRAIN_SUBSET:=10000}" "${PORT:=8091}"
-: "${SYSTEMS:=raw|input|8-bit webp|input|q=1 cdc|input|m=4}"
+: "${SYSTEMS:=raw|input|8-bit webp|input|q=1 cdc|input|m=4}" "${SEARCH:=1}"
 cdc=$PWD/.build/release/cdc
 [ -x "$cdc" ] || swift build -c release --product cdc
 mkdir -p "$out"
@@ -32,8 +32,10 @@ grep listening "$work/serve.log" || { cat "$work/serve.log"; exit 1; }
 export CDC_EDGE_TOKEN=$token
 common=(--cloud "http://127.0.0.1:$PORT" --models "$dir" --train-subset "$TRAIN_SUBSET" --test-subset "$TEST_SUBSET" --threads "$EDGE_THREADS" --device-slowdown "$DEVICE_SLOWDOWN")
 for cap in $CAPS; do
-  echo "== cap $cap Mbit/s: partition search by measured latency, then the test set"
-  $cdc edge infer "${common[@]}" --max-rate "$cap" --system disc-like --split auto --report "$out/auto-$cap.json"
+  if [ "$SEARCH" = 1 ]; then
+    echo "== cap $cap Mbit/s: partition search by measured latency, then the test set"
+    $cdc edge infer "${common[@]}" --max-rate "$cap" --system disc-like --split auto --report "$out/auto-$cap.json"
+  fi
   for s in $SYSTEMS; do
     IFS='|' read -r system split config <<< "$s"
     echo "== cap $cap Mbit/s: $system $split $config"

@@ -10,12 +10,42 @@ Usage: scripts/merge-vae-cls-results.py RESULTS_FULL VAE_RUN CDC_AE_RUN OUT RESU
   OUT            the merged directory (results.csv, timings.json); then run `cdc experiment report OUT`
   RESULTS_CODING docs/results-coding (its learned-prior CDC rows, rate_weight set, are kept)
 Every run has the same settings (10 000 training images, 10/6 epochs); columns are matched by name.
+
+       scripts/merge-vae-cls-results.py --add OUT RUN
+  appends the rows of a later run with the same settings (e.g. the context-model rows: `cdc experiment
+  rate-accuracy --masks '' --no-ae --no-baselines --no-raw --alpha-sweep '' --vae-masks 4,3,2
+  --vae-rate-models context3d --out RUN`) to the merged OUT, skipping rows it already has, and adds
+  the run's phase times and rate models to OUT/timings.json.
 """
 import csv, json, sys, os
-full, vae, cdcae, out = sys.argv[1:5]
-os.makedirs(out, exist_ok=True)
 def rows(path):
     with open(path) as f: return list(csv.DictReader(f))
+if sys.argv[1] == "--add":
+    out, run = sys.argv[2:4]
+    have = rows(f"{out}/results.csv")
+    header = list(csv.DictReader(open(f"{out}/results.csv")).fieldnames)
+    key = lambda r: (r["method"], r["mask"], r.get("rate_weight", ""), r["quality"], r["seed"])
+    seen = {key(r) for r in have}
+    added = [r for r in rows(f"{run}/results.csv") if key(r) not in seen]
+    with open(f"{out}/results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=header, lineterminator="\n")
+        w.writeheader()
+        for r in have + added:
+            w.writerow({k: r.get(k, "") or "" for k in header})
+    t = json.load(open(f"{out}/timings.json"))
+    r = json.load(open(f"{run}/timings.json"))
+    for k, v in r.get("phaseSeconds", {}).items():
+        t["phaseSeconds"][k] = t["phaseSeconds"].get(k, 0) + v
+    models = t["config"].get("vaeRateModels") or ["factorized"]
+    for m in r["config"].get("vaeRateModels") or ["factorized"]:
+        if m not in models: models.append(m)
+    t["config"]["vaeRateModels"] = models
+    t["note"] = t.get("note", "") + f"; rows of {os.path.basename(run.rstrip('/'))} added by --add"
+    json.dump(t, open(f"{out}/timings.json", "w"), indent=2, sort_keys=True)
+    print(len(added))
+    sys.exit(0)
+full, vae, cdcae, out = sys.argv[1:5]
+os.makedirs(out, exist_ok=True)
 keep = [r for r in rows(f"{full}/results.csv") if r["method"] in ("raw", "jpeg", "webp")]
 new = rows(f"{cdcae}/results.csv") + rows(f"{vae}/results.csv")
 # CDC with the learned prior and its rate term (seed 0), from results-coding/ (same settings).

@@ -213,17 +213,44 @@ public struct ContextSymbolCoder: Sendable {
                       into out: UnsafeMutablePointer<Float>) {
         let I = layer.inputs, O = layer.outputs
         layer.bias.withUnsafeBufferPointer { bias in
-            for o in 0..<O { out[o] = bias[o] }
-        }
-        layer.weights.withUnsafeBufferPointer { wp in
-            for (t, tap) in layer.taps.enumerated() {
-                let k = p.0 + tap.dk, h = p.1 + tap.dh, w = p.2 + tap.dw
-                guard k >= 0, h >= 0, h < dims.1, w >= 0, w < dims.2 else { continue }
-                let x = input + ((k * dims.1 + h) * dims.2 + w) * I
-                let wt = wp.baseAddress! + t * I * O
-                for i in 0..<I {
-                    let xi = x[i], row = wt + i * O
-                    for o in 0..<O { out[o] += xi * row[o] }
+            layer.weights.withUnsafeBufferPointer { wp in
+                if O == 24 {
+                    // The anchor's width: three 8-lane accumulators kept in registers. Each lane
+                    // adds the same products in the same order as the loop below (a multiply,
+                    // then an add: no fused multiply-add), so both give the same bits.
+                    let b = UnsafeRawPointer(bias.baseAddress!)
+                    var a0 = b.loadUnaligned(as: SIMD8<Float>.self)
+                    var a1 = b.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
+                    var a2 = b.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self)
+                    for (t, tap) in layer.taps.enumerated() {
+                        let k = p.0 + tap.dk, h = p.1 + tap.dh, w = p.2 + tap.dw
+                        guard k >= 0, h >= 0, h < dims.1, w >= 0, w < dims.2 else { continue }
+                        let x = input + ((k * dims.1 + h) * dims.2 + w) * I
+                        var row = UnsafeRawPointer(wp.baseAddress! + t * I * 24)
+                        for i in 0..<I {
+                            let xi = SIMD8<Float>(repeating: x[i])
+                            a0 = a0 + xi * row.loadUnaligned(as: SIMD8<Float>.self)
+                            a1 = a1 + xi * row.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
+                            a2 = a2 + xi * row.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self)
+                            row += 96
+                        }
+                    }
+                    let o = UnsafeMutableRawPointer(out)
+                    o.storeBytes(of: a0, as: SIMD8<Float>.self)
+                    o.storeBytes(of: a1, toByteOffset: 32, as: SIMD8<Float>.self)
+                    o.storeBytes(of: a2, toByteOffset: 64, as: SIMD8<Float>.self)
+                    return
+                }
+                for o in 0..<O { out[o] = bias[o] }
+                for (t, tap) in layer.taps.enumerated() {
+                    let k = p.0 + tap.dk, h = p.1 + tap.dh, w = p.2 + tap.dw
+                    guard k >= 0, h >= 0, h < dims.1, w >= 0, w < dims.2 else { continue }
+                    let x = input + ((k * dims.1 + h) * dims.2 + w) * I
+                    let wt = wp.baseAddress! + t * I * O
+                    for i in 0..<I {
+                        let xi = x[i], row = wt + i * O
+                        for o in 0..<O { out[o] += xi * row[o] }
+                    }
                 }
             }
         }
@@ -271,7 +298,7 @@ public struct ContextSymbolCoder: Sendable {
     }
 
     /// The symbols of many samples (back to back) coded as streams of `samplesPerStream` samples
-    /// each (the last may hold fewer), the streams coded in parallel on every core.
+    /// each (the last may hold fewer), the streams coded in parallel on the engine's threads.
     public func encode(samples symbols: [UInt8], samplesPerStream: Int) throws -> [[UInt8]] {
         let per = symbolsPerSample
         guard samplesPerStream >= 1, symbols.count % per == 0 else {
@@ -295,20 +322,18 @@ public struct ContextSymbolCoder: Sendable {
         }.flatMap { $0 }
     }
 
-    /// `body(0..<n)` on every core, results in order; the first error is thrown.
+    /// `body(i)` for i in 0..<n on the engine's threads (``Engine/threads``), results in order;
+    /// the first error is thrown.
     static func concurrentMap<T>(_ n: Int, _ body: (Int) throws -> T) throws -> [T] {
         var results = [Result<T, Error>?](repeating: nil, count: n)
-        try withoutActuallyEscaping(body) { body in
-            results.withUnsafeMutableBufferPointer { slots in
-                let slots = Slots(buffer: slots), work = Slots(buffer: body)
-                DispatchQueue.concurrentPerform(iterations: n) { i in slots.buffer[i] = Result { try work.buffer(i) } }
+        results.withUnsafeMutableBufferPointer { slots in
+            let slots = UncheckedSendable(slots)
+            Engine.parallelFor(n, grain: 1) { range in
+                for i in range { slots.value[i] = Result { try body(i) } }
             }
         }
         return try results.map { try $0!.get() }
     }
-
-    /// What the workers of a `concurrentPerform` share: each writes only its own result slot.
-    private struct Slots<B>: @unchecked Sendable { let buffer: B }
 
     /// The ideal code length in bits (Σ −log₂ of each symbol's quantized probability) of one sample.
     public func idealBits(_ symbols: UnsafeBufferPointer<UInt8>) throws -> Double {

@@ -166,14 +166,6 @@ public final class VAEClassifier: Module {
     /// The rate model that sets the rate in training.
     public var rateModel: VAERateModel { context == nil ? .factorized : .context3d }
 
-    /// Bits of a quantization `q` of latents `[N, K, h, w]` under the rate model (gradient to the
-    /// encoder through the soft assignment, and to the rate model's parameters).
-    public func bits(_ q: CentreQuantizer.Quantized) -> Tensor {
-        if let context { return context.bits(q.assignment, values: q.values) }
-        let s = q.values.shape
-        return prior.bits(q.assignment, perChannel: s[2] * s[3])
-    }
-
     /// The server's classifier on `[N, K, h, w]` latents (any h, w): conv 3×3 K→128 + BN + ReLU,
     /// resnext-11's stage 2 (128→256) and stage 3 (256→512) blocks at stride 1, global average
     /// pooling, linear. The cloud trains a fresh one of these on uploaded latents.
@@ -227,9 +219,9 @@ public enum VAERateModel: String, Codable, Sendable, CaseIterable {
 
 /// Joint training of `vae-cls` (encoder, quantizer, rate model, classifier) under a rate
 /// constraint: loss = cross-entropy + β·max(R − R_target, 0), R the code length of the batch's
-/// hard symbols under the rate model (``VAEClassifier/bits(_:)``) in bits per input pixel. SGD (momentum 0.9,
+/// hard symbols under the rate model (the prior, or the context model) in bits per input pixel. SGD (momentum 0.9,
 /// weight decay 5e-4, the caller's schedule) moves the encoder and the classifier; Adam moves the
-/// centres and the prior at a fixed ratio to the SGD learning rate. With a decoder, it learns
+/// centres and the rate model at a fixed ratio to the SGD learning rate. With a decoder, it learns
 /// MSE reconstruction from the detached latents with its own Adam.
 public final class VAEClassifierTrainer {
     public let model: VAEClassifier

@@ -395,13 +395,17 @@ public enum VAEClsCodec {
     }
 
     /// Codes the symbols of `container` (made by ``compress(_:_:mask:fileHash:batchSize:)`` from
-    /// `model`) chunk by chunk under the model's context model, on every core, and decodes each
-    /// stream back to check it.
+    /// `model`) chunk by chunk under the model's context model, on the engine's threads, and
+    /// decodes each stream back to check it.
     public static func contextCoded(_ container: LatentContainer, model: VAEClassifier) throws -> ContextCodedUpload {
-        guard let coder = model.contextCoder(latentShape: container.latentShape) else {
-            throw PipelineError("this vae-cls model has no context model (rate model: factorized)")
+        guard model.context != nil else { throw PipelineError("this vae-cls model has no context model (rate model: factorized)") }
+        guard container.latentShape.count == 3, let coder = model.contextCoder(latentShape: container.latentShape) else {
+            throw PipelineError("vae-cls codes have [K, h, w] latents, not \(container.latentShape)")
         }
-        let offset = (1 << (4 - container.mask)) - 1
+        let offset = (1 << (4 - container.mask)) - 1, levels = coder.levels
+        if let bad = container.symbols.firstIndex(where: { !(0..<levels).contains(Int($0) + offset) }) {
+            throw PipelineError("latent \(bad) names no centre of the model's \(levels) (codes of another model?)")
+        }
         let indices = container.symbols.map { UInt8(Int($0) + offset) }
         let chunk = container.samplesPerChunk
         let streams = try coder.encode(samples: indices, samplesPerStream: chunk)

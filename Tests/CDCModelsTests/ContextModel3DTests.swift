@@ -135,3 +135,20 @@ import Testing
         }
     }
 }
+
+/// The context coder's bytes are a fixed function of the weights and the symbols: the same on
+/// every machine and in every version, or receivers could not decode what senders wrote.
+@Suite struct ContextCoderGoldenTests {
+    @Test func aSeededModelCodesToTheSameBytesAsEver() throws {
+        let model = GlobalRandom.withSeed(17) { ContextModel3D(levels: 3) }   // the anchor's 24 filters
+        var g = SeededGenerator(seed: 29)
+        let symbols = (0..<(4 * 16 * 7 * 7)).map { _ in UInt8(g.next() % 3) }
+        let coder = model.coder(centres: [-1, 0, 1.5], channels: 16, height: 7, width: 7)
+        let streams = try coder.encode(samples: symbols, samplesPerStream: 2)
+        var hash: UInt64 = 0xcbf29ce484222325   // FNV-1a over every stream's bytes
+        for b in streams.joined() { hash = (hash ^ UInt64(b)) &* 0x100000001b3 }
+        print("context coder golden:", streams.map(\.count), String(hash, radix: 16))
+        #expect(try coder.decode(streams: streams, samples: 4, samplesPerStream: 2) == symbols)
+        #expect(streams.map(\.count) == [315, 316] && hash == 0xb2fdc972603416c8)
+    }
+}

@@ -145,6 +145,12 @@ import Testing
             ideal += try indices[(i * 64)..<((i + 1) * 64)].withUnsafeBufferPointer { try coder.idealBits($0) }
         }
         #expect(abs(Double(8 * coded.payloadBytes) - ideal) < 40)
+        // Codes that name no centre (m = 3 holds 4 symbols, the model has 3 centres) are refused.
+        var symbols = fixed.symbols
+        symbols[5] = 2
+        let bad = try LatentContainer(mask: 3, latentShape: fixed.latentShape, symbols: symbols, labels: fixed.labels,
+                                      classes: fixed.classes, decoderHash: fixed.decoderHash, samplesPerChunk: 1024)
+        #expect { try VAEClsCodec.contextCoded(bad, model: s.model) } throws: { "\($0)".contains("names no centre") }
         // A factorized model has no context model to code with.
         let plain = try VAEClsPipelineTests().session()
         #expect(throws: PipelineError.self) { try VAEClsCodec.contextCoded(fixed, model: plain.model) }
