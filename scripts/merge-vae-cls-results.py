@@ -20,18 +20,21 @@ Every run has the same settings (10 000 training images, 10/6 epochs); columns a
 import csv, json, sys, os
 def rows(path):
     with open(path) as f: return list(csv.DictReader(f))
+def header(path):
+    with open(path) as f: return list(csv.DictReader(f).fieldnames)
+def write(path, fields, all_rows):
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+        w.writeheader()
+        for r in all_rows:
+            w.writerow({k: r.get(k, "") or "" for k in fields})
 if sys.argv[1] == "--add":
     out, run = sys.argv[2:4]
     have = rows(f"{out}/results.csv")
-    header = list(csv.DictReader(open(f"{out}/results.csv")).fieldnames)
     key = lambda r: (r["method"], r["mask"], r.get("rate_weight", ""), r["quality"], r["seed"])
     seen = {key(r) for r in have}
     added = [r for r in rows(f"{run}/results.csv") if key(r) not in seen]
-    with open(f"{out}/results.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=header, lineterminator="\n")
-        w.writeheader()
-        for r in have + added:
-            w.writerow({k: r.get(k, "") or "" for k in header})
+    write(f"{out}/results.csv", header(f"{out}/results.csv"), have + added)
     t = json.load(open(f"{out}/timings.json"))
     r = json.load(open(f"{run}/timings.json"))
     for k, v in r.get("phaseSeconds", {}).items():
@@ -50,12 +53,7 @@ keep = [r for r in rows(f"{full}/results.csv") if r["method"] in ("raw", "jpeg",
 new = rows(f"{cdcae}/results.csv") + rows(f"{vae}/results.csv")
 # CDC with the learned prior and its rate term (seed 0), from results-coding/ (same settings).
 new += [r for r in rows(sys.argv[5] + "/results.csv") if r.get("rate_weight")]
-header = list(csv.DictReader(open(f"{vae}/results.csv")).fieldnames)
-with open(f"{out}/results.csv", "w", newline="") as f:
-    w = csv.DictWriter(f, fieldnames=header, lineterminator="\n")
-    w.writeheader()
-    for r in keep + new:
-        w.writerow({k: r.get(k, "") or "" for k in header})
+write(f"{out}/results.csv", header(f"{vae}/results.csv"), keep + new)
 # The current configuration schema (the vae-cls run's), set to what the merged rows were run with.
 t = json.load(open(f"{vae}/timings.json"))
 c = t["config"]

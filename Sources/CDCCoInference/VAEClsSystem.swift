@@ -14,7 +14,7 @@ import CDCTensor
 /// the context model's weights, which the server needs to decode).
 public final class VAEClsSystem: CoInferenceSystem {
     public let split = "latent", channel = "none"
-    public var system: String { model.context == nil ? "vae-cls" : "vae-cls-ctx3d" }
+    public var system: String { model.rateModel.systemName }
     public var config: String { "L=\(model.quantizer.levels) R=\(String(format: "%g", rateTarget))" }
     public let model: VAEClassifier
     public let rateTarget: Float
@@ -78,7 +78,7 @@ extension CoInferenceExperiment {
     /// The directory name of a trained vae-cls session: `vae-cls-L<L>-R<target>-s<seed>`, or
     /// `vae-cls-ctx3d-…` with the context rate model.
     public static func vaeClsDirectory(_ point: VAERatePoint, rateModel: VAERateModel, seed: UInt64) -> String {
-        String(format: "%@-L%d-R%g-s%d", rateModel == .factorized ? "vae-cls" : "vae-cls-ctx3d", point.levels, point.target, seed)
+        String(format: "%@-L%d-R%g-s%d", rateModel.systemName, point.levels, point.target, seed)
     }
 
     /// The vae-cls system at rate point `point`: the edge session trained on `train` (cached in
@@ -88,7 +88,7 @@ extension CoInferenceExperiment {
         let dir = models.appendingPathComponent(Self.vaeClsDirectory(point, rateModel: rateModel, seed: config.seed))
         let session = try Self.trainedVAECls(point, rateModel: rateModel, epochs: config.vaeEpochs, decoder: config.vaeDecoder,
                                              seed: config.seed, train: train, dir: dir, log: log) { body in
-            self.timed(rateModel == .factorized ? "edge-train:vae-cls" : "edge-train:vae-cls-ctx3d") { body() }
+            self.timed("edge-train:" + rateModel.systemName) { body() }
         }
         let (x, _) = calibration.batch(0..<calibration.count)
         return (try VAEClsSystem(model: session.model, rateTarget: point.target, calibration: x), session)
@@ -118,7 +118,7 @@ extension CoInferenceExperiment {
         while session.epochsDone < epochs {
             timed { session.trainEpoch(train) }
             let s = session.history.last!
-            log(String(format: "  [%@ %@] epoch %d: CE %.3f  R %.3f bpp  acc %.1f%%", rateModel == .factorized ? "vae-cls" : "vae-cls-ctx3d",
+            log(String(format: "  [%@ %@] epoch %d: CE %.3f  R %.3f bpp  acc %.1f%%", rateModel.systemName,
                        point.description, s.epoch,
                        s.classification, s.rate, 100 * s.accuracy))
             try session.save(to: dir)

@@ -162,9 +162,11 @@ public struct ContextSymbolCoder: Sendable {
         return p * Double(sign: .plus, exponent: Int(n), significand: 1)
     }
 
-    /// Runs the model over one sample voxel by voxel in decoding order; `symbol(i, table)` gets
-    /// voxel i's frequency table and returns its symbol (known when encoding, decoded otherwise).
-    func run(_ symbol: (Int, UnsafeBufferPointer<UInt32>) throws -> Int) throws {
+    /// Runs the model over `samples` samples, each voxel by voxel in decoding order;
+    /// `symbol(i, table)` gets voxel i's frequency table (i counted over all the samples) and
+    /// returns its symbol (known when encoding, decoded otherwise). The buffers serve every sample:
+    /// a voxel reads only voxels of its own sample written before it.
+    func run(samples: Int = 1, _ symbol: (Int, UnsafeBufferPointer<UInt32>) throws -> Int) throws {
         let K = channels, H = height, W = width, V = K * H * W, L = levels
         let F = layers[0].outputs
         var values = [Float](repeating: 0, count: V)
@@ -177,26 +179,28 @@ public struct ContextSymbolCoder: Sendable {
                 try b.withUnsafeMutableBufferPointer { bp in
                     try r.withUnsafeMutableBufferPointer { rp in
                         try acc.withUnsafeMutableBufferPointer { accp in
-                            for k in 0..<K {
-                                for h in 0..<H {
-                                    for w in 0..<W {
-                                        let v = (k * H + h) * W + w
-                                        // a = relu(A(values)), b = relu(B1(a)), r = a + B2(b), logits = B3(r)
-                                        Self.apply(layers[0], vp.baseAddress!, at: (k, h, w), (K, H, W), into: accp.baseAddress!)
-                                        for o in 0..<F { ap[v * F + o] = Swift.max(accp[o], 0) }
-                                        Self.apply(layers[1], ap.baseAddress!, at: (k, h, w), (K, H, W), into: accp.baseAddress!)
-                                        for o in 0..<F { bp[v * F + o] = Swift.max(accp[o], 0) }
-                                        Self.apply(layers[2], bp.baseAddress!, at: (k, h, w), (K, H, W), into: accp.baseAddress!)
-                                        for o in 0..<F { rp[v * F + o] = ap[v * F + o] + accp[o] }
-                                        Self.apply(layers[3], rp.baseAddress!, at: (k, h, w), (K, H, W), into: accp.baseAddress!)
-                                        var m = accp[0]
-                                        for l in 1..<L { m = Swift.max(m, accp[l]) }
-                                        for l in 0..<L { probabilities[l] = Self.exp(Double(accp[l]) - Double(m)) }
-                                        probabilities.withUnsafeBufferPointer { p in
-                                            table.withUnsafeMutableBufferPointer { AdaptiveRANS.frequencies(probabilities: p, into: $0) }
+                            for n in 0..<samples {
+                                for k in 0..<K {
+                                    for h in 0..<H {
+                                        for w in 0..<W {
+                                            let v = (k * H + h) * W + w
+                                            // a = relu(A(values)), b = relu(B1(a)), r = a + B2(b), logits = B3(r)
+                                            Self.apply(layers[0], vp.baseAddress!, at: (k, h, w), (K, H, W), into: accp.baseAddress!)
+                                            for o in 0..<F { ap[v * F + o] = Swift.max(accp[o], 0) }
+                                            Self.apply(layers[1], ap.baseAddress!, at: (k, h, w), (K, H, W), into: accp.baseAddress!)
+                                            for o in 0..<F { bp[v * F + o] = Swift.max(accp[o], 0) }
+                                            Self.apply(layers[2], bp.baseAddress!, at: (k, h, w), (K, H, W), into: accp.baseAddress!)
+                                            for o in 0..<F { rp[v * F + o] = ap[v * F + o] + accp[o] }
+                                            Self.apply(layers[3], rp.baseAddress!, at: (k, h, w), (K, H, W), into: accp.baseAddress!)
+                                            var m = accp[0]
+                                            for l in 1..<L { m = Swift.max(m, accp[l]) }
+                                            for l in 0..<L { probabilities[l] = Self.exp(Double(accp[l]) - Double(m)) }
+                                            probabilities.withUnsafeBufferPointer { p in
+                                                table.withUnsafeMutableBufferPointer { AdaptiveRANS.frequencies(probabilities: p, into: $0) }
+                                            }
+                                            let s = try table.withUnsafeBufferPointer { try symbol(n * V + v, $0) }
+                                            vp[v] = centres[s]
                                         }
-                                        let s = try table.withUnsafeBufferPointer { try symbol(v, $0) }
-                                        vp[v] = centres[s]
                                     }
                                 }
                             }
@@ -268,13 +272,11 @@ public struct ContextSymbolCoder: Sendable {
         let L = levels
         var tables = [UInt32](repeating: 0, count: symbols.count * L)
         try tables.withUnsafeMutableBufferPointer { tp in
-            for n in 0..<(symbols.count / per) {
-                try run { i, table in
-                    let s = Int(symbols[n * per + i])
-                    guard s < L else { throw EntropyCodingError.symbolOutOfAlphabet(index: n * per + i, value: s, alphabetSize: L) }
-                    for l in 0..<L { tp[(n * per + i) * L + l] = table[l] }
-                    return s
-                }
+            try run(samples: symbols.count / per) { i, table in
+                let s = Int(symbols[i])
+                guard s < L else { throw EntropyCodingError.symbolOutOfAlphabet(index: i, value: s, alphabetSize: L) }
+                for l in 0..<L { tp[i * L + l] = table[l] }
+                return s
             }
         }
         return try tables.withUnsafeBufferPointer { try AdaptiveRANS.encode(symbols, tables: $0, alphabetSize: L) }
@@ -284,14 +286,11 @@ public struct ContextSymbolCoder: Sendable {
     /// code throws.
     public func decode(_ bytes: [UInt8], samples: Int = 1) throws -> [UInt8] {
         var decoder = try AdaptiveRANSDecoder(bytes)
-        let per = symbolsPerSample
-        var out = [UInt8](repeating: 0, count: samples * per)
-        for n in 0..<samples {
-            try run { i, table in
-                let s = try decoder.decode(table)
-                out[n * per + i] = UInt8(s)
-                return s
-            }
+        var out = [UInt8](repeating: 0, count: samples * symbolsPerSample)
+        try run(samples: samples) { i, table in
+            let s = try decoder.decode(table)
+            out[i] = UInt8(s)
+            return s
         }
         try decoder.finish()
         return out

@@ -215,6 +215,9 @@ public enum VAERateModel: String, Codable, Sendable, CaseIterable {
     /// The anchor's 3-D masked context model (``ContextModel3D``), coded symbol by symbol with
     /// adaptive rANS.
     case context3d
+
+    /// The system's name in rows, keys and directories: `vae-cls` or `vae-cls-ctx3d`.
+    public var systemName: String { self == .factorized ? "vae-cls" : "vae-cls-ctx3d" }
 }
 
 /// Joint training of `vae-cls` (encoder, quantizer, rate model, classifier) under a rate

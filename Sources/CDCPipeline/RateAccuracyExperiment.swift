@@ -445,7 +445,7 @@ public final class RateAccuracyExperiment {
         vc.batchSize = config.edge.batchSize
         vc.rateModel = rateModel
         let session = try VAEClsSession(config: vc, for: train)
-        let method = rateModel == .factorized ? "vae-cls" : "vae-cls-ctx3d"
+        let method = rateModel.systemName
         let label = "\(method) m=\(m) \(vc.ratePoint) seed \(seed)"
         timed("edge-train:vae-cls") {
             for e in 1...vc.epochs {
