@@ -141,6 +141,8 @@ public enum StepBenchmark {
             "engine": "swift-cdc (oneDNN \(Timing.onednnVersion))",
             "cpu": Timing.cpuName(),
             "threads": Engine.threads,
+            "precision": Engine.precision.rawValue,
+            "cpu_isa": EngineInfo.cpuISA,
             "config": ["batch": B, "codec_batch": codecBatch, "image_shape": [C, H, W], "classes": cls, "mask": mask,
                        "alpha": alpha, "cloud_model": cloudModel, "audio_batch": audioBatch, "audio_len": audioLen,
                        "audio_classes": audioClasses, "warmup": warmup] as [String: Any],

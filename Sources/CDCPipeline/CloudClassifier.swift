@@ -1,6 +1,8 @@
 import CDCData
+import CDCFileIO
 import CDCModels
 import CDCNN
+import CDCSafetensors
 import CDCTensor
 import Foundation
 
@@ -20,6 +22,12 @@ public struct ClassifierConfig: Codable, Sendable, Equatable {
     /// the clip either way, zero-filled.
     public var augment = true
     public var seed: UInt64 = 0
+    /// nil: train `epochs` epochs on the cosine schedule. A number P: train until the validation
+    /// accuracy stops improving — one epoch of warm-up, then a constant learning rate divided by
+    /// 10 whenever the validation accuracy has not improved for P epochs, stopping when it has not
+    /// improved for P epochs at the third rate (lr/100) or after `epochs` epochs, and keeping the
+    /// weights of the best validation epoch (``PlateauSchedule``).
+    public var plateauPatience: Int? = nil
     public init() {}
 
     /// The classifier `model` names for `data`: `auto` resolved to `resnext-11` (images), `m5`
@@ -59,16 +67,39 @@ public enum CloudClassifier {
     /// Trains a classifier on `train`; `progress(epoch, batch, batches, status)`, and
     /// `afterEpoch(epoch, model)` at the end of every epoch (it may evaluate the model; training
     /// mode is restored after it).
-    public static func train(_ train: LabelledDataset, config: ClassifierConfig,
+    ///
+    /// With `config.plateauPatience` the run needs `validation` images and trains until their
+    /// accuracy stops improving (``PlateauSchedule``); the model returned has the best epoch's
+    /// weights. With a `checkpoint` directory the state is saved there after every epoch and a
+    /// run that finds one resumes from it (the same configuration and data size, else an error).
+    public static func train(_ train: LabelledDataset, config: ClassifierConfig, validation: LabelledDataset? = nil,
+                             checkpoint: URL? = nil,
                              progress: ((Int, Int, Int, String) -> Void)? = nil,
                              afterEpoch: ((Int, Module) throws -> Void)? = nil) throws -> Module {
+        if config.plateauPatience != nil, (validation?.count ?? 0) == 0 {
+            throw PipelineError("training until the validation accuracy stops improving needs validation images")
+        }
         let training = try ClassifierTraining(train, config: config)
-        while training.epoch < config.epochs {
+        if let checkpoint, try training.resume(from: checkpoint) {
+            progress?(training.epoch, 0, 0, "resumed after epoch \(training.epoch)")
+        }
+        while !training.finished {
             training.runEpoch(progress: progress)
+            if let validation, let plateau = training.plateau {
+                plateau.observe(CloudClassifier.accuracy(training.model, on: validation), model: training.model)
+                _ = training.model.train()
+                progress?(training.epoch, 0, 0, String(format: "validation %.2f%% (best %.2f%% after epoch %d), learning rate ×%g%@",
+                                                       100 * plateau.history.last!, 100 * plateau.best, plateau.bestEpoch,
+                                                       plateau.scale, plateau.stopped ? ": stopped" : ""))
+            }
             if let afterEpoch {
                 try afterEpoch(training.epoch, training.model)
                 _ = training.model.train()
             }
+            if let checkpoint { try training.save(to: checkpoint) }
+        }
+        if let plateau = training.plateau, let best = plateau.bestState {
+            try Checkpoint.load(best, into: training.model)
         }
         training.model.eval()
         return training.model
@@ -101,6 +132,9 @@ public final class ClassifierTraining {
     public private(set) var epoch = 0
     let data: LabelledDataset
     let schedule: CosineSchedule
+    /// The plateau schedule when `config.plateauPatience` is set (it then sets the learning rate).
+    public let plateau: PlateauSchedule?
+    let batchesPerEpoch: Int
     let optimizer: SGD
     let trainer: ClassifierTrainer
     var step = 0
@@ -118,8 +152,21 @@ public final class ClassifierTraining {
                         weightDecay: config.weightDecay)
         trainer = ClassifierTrainer(model: model, optimizer: optimizer)
         generator = SeededGenerator(seed: config.seed &+ 17)
+        plateau = config.plateauPatience.map { PlateauSchedule(patience: max(1, $0)) }
+        self.batchesPerEpoch = batchesPerEpoch
         self.config = config
         data = train
+    }
+
+    /// Whether training is over: `epochs` run, or the plateau schedule stopped.
+    public var finished: Bool { epoch >= config.epochs || (plateau?.stopped ?? false) }
+
+    /// The learning rate of step `step`: the cosine schedule, or one epoch of linear warm-up and
+    /// then the plateau schedule's rate.
+    func learningRate(at step: Int) -> Float {
+        guard let plateau else { return schedule.learningRate(at: step) }
+        if step < batchesPerEpoch { return config.learningRate * Float(step + 1) / Float(batchesPerEpoch) }
+        return config.learningRate * plateau.scale
     }
 
     /// Trains one more epoch; `progress(epoch, batch, batches, status)` after every batch.
@@ -135,12 +182,114 @@ public final class ClassifierTraining {
                 if data.isAudio { Augmentation.timeShift(x, maxShift: data.width / 10, generator: &generator) }
                 else { augmentation.apply(to: x, generator: &generator) }
             }
-            optimizer.learningRate = schedule.learningRate(at: step)
+            optimizer.learningRate = learningRate(at: step)
             let r = trainer.step(x, labels: y)
             step += 1
             loss += r.loss; correct += r.correct; seen += y.count
             progress?(epoch, i + 1, batches.count, String(format: "loss %.3f  acc %.1f%%  lr %.4f", loss / Float(i + 1),
                                                           100 * Float(correct) / Float(seen), optimizer.learningRate))
         }
+    }
+}
+
+/// "Until the validation accuracy stops improving": the learning rate is divided by 10 whenever
+/// the validation accuracy has not improved for `patience` epochs, and training stops when it has
+/// not improved for `patience` epochs at the third rate. The best epoch's weights are kept.
+public final class PlateauSchedule {
+    public let patience: Int
+    /// Multiplier of the base learning rate: 1, 0.1, 0.01.
+    public private(set) var scale: Float = 1
+    public private(set) var decays = 0
+    /// Validation accuracy after every epoch so far.
+    public private(set) var history: [Float] = []
+    public private(set) var best: Float = -1
+    public private(set) var bestEpoch = 0
+    public private(set) var sinceBest = 0
+    public private(set) var stopped = false
+    /// The model's state at the best epoch.
+    public private(set) var bestState: [String: SafetensorsTensor]? = nil
+    static let maxDecays = 2
+
+    init(patience: Int) { self.patience = patience }
+
+    /// Records the validation accuracy of the epoch just finished (and the weights, if best).
+    public func observe(_ accuracy: Float, model: Module) {
+        history.append(accuracy)
+        if accuracy > best {
+            best = accuracy; bestEpoch = history.count; sinceBest = 0
+            bestState = Checkpoint.stateDict(model)
+            return
+        }
+        sinceBest += 1
+        guard sinceBest >= patience else { return }
+        if decays < Self.maxDecays { decays += 1; scale /= 10; sinceBest = 0 } else { stopped = true }
+    }
+
+    struct Saved: Codable { var scale: Float; var decays: Int; var history: [Float]; var best: Float; var bestEpoch: Int; var sinceBest: Int; var stopped: Bool }
+    var saved: Saved { Saved(scale: scale, decays: decays, history: history, best: best, bestEpoch: bestEpoch, sinceBest: sinceBest, stopped: stopped) }
+    func restore(_ s: Saved, bestState: [String: SafetensorsTensor]?) {
+        (scale, decays, history, best, bestEpoch, sinceBest, stopped) = (s.scale, s.decays, s.history, s.best, s.bestEpoch, s.sinceBest, s.stopped)
+        self.bestState = bestState
+    }
+}
+
+extension ClassifierTraining {
+    /// What a checkpoint holds besides the tensors.
+    struct CheckpointState: Codable {
+        var version = 1
+        var config: ClassifierConfig
+        var samples: Int
+        var epoch: Int, step: Int
+        var generator: [UInt64]
+        var plateau: PlateauSchedule.Saved?
+    }
+
+    /// Saves the state after the epoch just finished into `dir/epoch-N/` and then points
+    /// `dir/latest.json` at it (each file written durably; older epochs removed), so that a crash
+    /// at any point leaves the last complete epoch to resume from.
+    public func save(to dir: URL) throws {
+        let fm = FileManager.default
+        let name = String(format: "epoch-%04d", epoch)
+        let ep = dir.appendingPathComponent(name)
+        try? fm.removeItem(at: ep)
+        try fm.createDirectory(at: ep, withIntermediateDirectories: true)
+        try Checkpoint.save(model, to: ep.appendingPathComponent("model.safetensors"))
+        try OptimizerState.save(optimizer, to: ep.appendingPathComponent("optimizer.safetensors"))
+        if let best = plateau?.bestState {
+            try SafetensorsFile(tensors: best).write(to: ep.appendingPathComponent("best.safetensors"))
+        }
+        let state = CheckpointState(config: config, samples: data.count, epoch: epoch, step: step, generator: generator.state,
+                                    plateau: plateau?.saved)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try DurableFile.write(try enc.encode(state), to: ep.appendingPathComponent("state.json"))
+        try DurableFile.write(Data(name.utf8), to: dir.appendingPathComponent("latest"))
+        for old in (try? fm.contentsOfDirectory(atPath: dir.path)) ?? [] where old.hasPrefix("epoch-") && old != name {
+            try? fm.removeItem(at: dir.appendingPathComponent(old))
+        }
+    }
+
+    /// Loads the state `save(to:)` left in `dir`; false when there is none. A checkpoint of
+    /// another configuration or data size is refused.
+    public func resume(from dir: URL) throws -> Bool {
+        let latest = dir.appendingPathComponent("latest")
+        guard let nameData = try? Data(contentsOf: latest), let name = String(data: nameData, encoding: .utf8) else { return false }
+        let ep = dir.appendingPathComponent(name.trimmingCharacters(in: .whitespacesAndNewlines))
+        let state: CheckpointState
+        do { state = try JSONDecoder().decode(CheckpointState.self, from: Data(contentsOf: ep.appendingPathComponent("state.json"))) }
+        catch { throw PipelineError("the checkpoint in \(dir.path) is unreadable (\(error)); delete it to start over") }
+        guard state.config == config, state.samples == data.count else {
+            throw PipelineError("the checkpoint in \(dir.path) is of another training (settings or data size differ); delete it to start over")
+        }
+        guard let g = SeededGenerator(state: state.generator) else { throw PipelineError("the checkpoint in \(dir.path) is damaged") }
+        _ = try Checkpoint.load(into: model, from: ep.appendingPathComponent("model.safetensors"))
+        try OptimizerState.load(into: optimizer, from: ep.appendingPathComponent("optimizer.safetensors"))
+        if let plateau, let saved = state.plateau {
+            let bestURL = ep.appendingPathComponent("best.safetensors")
+            let best = FileManager.default.fileExists(atPath: bestURL.path) ? try SafetensorsFile.read(from: bestURL).tensors : nil
+            plateau.restore(saved, bestState: best)
+        }
+        epoch = state.epoch; step = state.step; generator = g
+        return true
     }
 }

@@ -59,6 +59,9 @@ public struct ExperimentConfig: Codable, Sendable {
     /// Samples per second of the data when it is audio (set by the run; nil for images): the
     /// report then speaks of bits per audio sample and checks the audio claims.
     public var sampleRate: Int? = nil
+    /// The engine's arithmetic during the run (set by the run; nil in files written before it
+    /// was recorded, which ran in fp32).
+    public var precision: ComputePrecision? = nil
     public init() {
         edge.epochs = 10
         classifier.epochs = 6
@@ -99,7 +102,7 @@ public struct ExperimentConfig: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case trainSubset, testSubset, validation, edge, classifier, masks, alphaSweep, alphaSweepMask, autoAlpha, codecTargets
         case opusBitrates, rateWeights, rateMasks, codedRows, includeAE, seeds, includeBaselines, includeRaw, vaeMasks, vaeEpochs
-        case vaeRateModels, sampleRate
+        case vaeRateModels, sampleRate, precision
     }
 
     /// Reads configurations written by earlier versions too (the `timings.json` of older result
@@ -122,6 +125,7 @@ public struct ExperimentConfig: Codable, Sendable {
         vaeEpochs = try c.decodeIfPresent(Int.self, forKey: .vaeEpochs)
         vaeRateModels = try c.decodeIfPresent([VAERateModel].self, forKey: .vaeRateModels)
         sampleRate = try c.decodeIfPresent(Int.self, forKey: .sampleRate)
+        precision = try c.decodeIfPresent(ComputePrecision.self, forKey: .precision)
     }
 
     /// The α candidates of the sweep, ascending, `edge.alpha` included.
@@ -165,6 +169,9 @@ public final class RateAccuracyExperiment {
     public private(set) var rows: [ExperimentRow] = []
     /// The α of the CDC rows (chosen from the sweep when `autoAlpha`).
     public private(set) var chosenAlpha: Float
+    /// Rows an earlier, interrupted run of the same settings left in `out`: each is taken over
+    /// instead of being trained again.
+    var kept: [ExperimentRow] = []
 
     public init(config: ExperimentConfig, out: URL, log: @escaping (String) -> Void) {
         self.config = config; self.out = out; self.log = log
@@ -184,6 +191,8 @@ public final class RateAccuracyExperiment {
     public func run(train fullTrain: LabelledDataset, test fullTest: LabelledDataset) throws {
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         config.sampleRate = fullTrain.sampleRate
+        config.precision = Engine.precision
+        try takeOverEarlierRun()
         let n = config.trainSubset > 0 ? min(config.trainSubset, fullTrain.count) : fullTrain.count
         let v = max(0, config.validation)
         let data: Data3
@@ -203,9 +212,11 @@ public final class RateAccuracyExperiment {
 
         // Raw baseline, once per seed: the accuracy every loss is measured against (their mean).
         for seed in config.seeds where config.includeRaw ?? true {
+            let earlier = takeKept { $0.method == "raw" && $0.seed == seed }
+            if !earlier.isEmpty { earlier.forEach(add); continue }
             let t0 = Date()
             let (acc, accVal) = try timed("classifier:raw") { () throws -> (Float, Float) in
-                let m = try trainClassifier(train, label: "raw seed \(seed)", seed: seed)
+                let m = try trainClassifier(train, label: "raw seed \(seed)", seed: seed, validation: data.validation)
                 return (CloudClassifier.accuracy(m, on: test),
                         data.validation.count > 0 ? CloudClassifier.accuracy(m, on: data.validation) : .nan)
             }
@@ -279,7 +290,8 @@ public final class RateAccuracyExperiment {
 
         // Audio: Opus at its bitrates and μ-law (first seed).
         if config.includeBaselines && train.isAudio {
-            for row in try audioBaselineRows(data: data, rawBytes: rawBytes, seed: seed0) { add(row) }
+            let earlier = takeKept { ($0.method == "opus" || $0.method == "mulaw") && $0.seed == seed0 }
+            for row in earlier.isEmpty ? try audioBaselineRows(data: data, rawBytes: rawBytes, seed: seed0) : earlier { add(row) }
         }
         // JPEG and WebP at qualities whose measured rates bracket the targets (first seed).
         if config.includeBaselines && !train.isAudio {
@@ -290,14 +302,23 @@ public final class RateAccuracyExperiment {
                                                 counting: \.bitsPerPixelSharedHeaders)
                 }
                 for q in Array(Set(qualities)).sorted() {
+                    let earlier = takeKept { $0.method == kind.rawValue && $0.quality == q && $0.seed == seed0 }
+                    if !earlier.isEmpty { earlier.forEach(add); continue }
                     let t0 = Date()
                     let (mTrain, mTest) = try timed("codec") {
                         (try BaselineCodec.measure(train8, kind: kind, quality: q), try BaselineCodec.measure(test8, kind: kind, quality: q))
                     }
                     let decTrain = try LabelledDataset.fromRawImages(mTrain.decoded, labels: train.labels, classes: train.classes)
                     let decTest = try LabelledDataset.fromRawImages(mTest.decoded, labels: test.labels, classes: test.classes)
+                    // Validation images through the same codec, when the classifier trains until they stop improving.
+                    var decVal: LabelledDataset? = nil
+                    if config.classifier.plateauPatience != nil && data.validation.count > 0 {
+                        let mVal = try timed("codec") { try BaselineCodec.measure(data.validation.rawImages(), kind: kind, quality: q) }
+                        decVal = try LabelledDataset.fromRawImages(mVal.decoded, labels: data.validation.labels,
+                                                                  classes: data.validation.classes)
+                    }
                     let model = try timed("classifier:\(kind.rawValue)") {
-                        try trainClassifier(decTrain, label: "\(kind.rawValue) q=\(q)", seed: seed0)
+                        try trainClassifier(decTrain, label: "\(kind.rawValue) q=\(q)", seed: seed0, validation: decVal)
                     }
                     let acc = CloudClassifier.accuracy(model, on: decTest)
                     let accRaw = CloudClassifier.accuracy(model, on: test)
@@ -349,7 +370,7 @@ public final class RateAccuracyExperiment {
             let label = c.bitrate.map { "\(c.method) \($0) kbit/s" } ?? c.method
             let ((decTrain, trainBytes), (decTest, _)) = try timed("codec") { (try coded(train, c.codec), try coded(test, c.codec)) }
             let decVal = data.validation.count > 0 ? try timed("codec") { try coded(data.validation, c.codec).0 } : nil
-            let model = try timed("classifier:\(c.method)") { try trainClassifier(decTrain, label: label, seed: seed) }
+            let model = try timed("classifier:\(c.method)") { try trainClassifier(decTrain, label: label, seed: seed, validation: decVal) }
             let uplink = trainBytes.total + train.count
             rows.append(ExperimentRow(method: c.method, mask: nil, alpha: nil, quality: c.bitrate, seed: seed,
                                       bpp: Double(uplink * 8) / positions, bppPayload: Double(trainBytes.total * 8) / positions,
@@ -376,17 +397,42 @@ public final class RateAccuracyExperiment {
         var ec = config.edge
         ec.mask = m; ec.alpha = alpha ?? ec.alpha; ec.guidance = method == "cdc"; ec.seed = seed
         if let rateWeight { ec.learnedPrior = true; ec.rateWeight = rateWeight }
-        let session = try EdgeSession(config: ec, for: train)
+        // Rows of an earlier run of the same settings are taken over.
+        let rowAlpha: Float? = method == "cdc" ? ec.alpha : nil
+        let earlier = takeKept { r in
+            r.mask == m && r.alpha == rowAlpha && r.seed == seed && r.rateWeight == rateWeight
+                && (rateWeight != nil ? r.method == method + "-coded" : (r.method == method || r.method == method + "-coded"))
+        }.map { r -> ExperimentRow in var r = r; r.sweep = false; return r }
+        let complete = rateWeight != nil || !config.codedRows ? earlier.count == 1 : earlier.count == 2
+        if complete {
+            if !coded, let twin = earlier.first(where: { $0.method == method + "-coded" }) {
+                pendingCoded[ec.alpha] = twin
+                return earlier.filter { $0.method == method }
+            }
+            return earlier
+        }
+        var session = try EdgeSession(config: ec, for: train)
         ec = session.config
         let label = "\(method)\(ec.autoencoder == .wide ? " (\(ec.autoencoder.rawValue))" : "") m=\(m)\(method == "cdc" ? String(format: " α=%g", ec.alpha) : "")"
             + (rateWeight.map { String(format: " λ=%g", $0) } ?? "") + " seed \(seed)"
-        timed("edge-train") {
-            for e in 1...ec.epochs {
-                let s = session.trainEpoch(train)
-                log(String(format: "  [%@] edge epoch %d: L_A %.4f  L_C %.3f  EC acc %.1f%%", label, e,
-                           s.reconstruction, s.classification, 100 * s.ecAccuracy) + (s.rate.map { String(format: "  R %.3f bpp", $0) } ?? ""))
+        // The trained edge is kept until its rows are written, so that a restarted run goes on from it.
+        let edgeCheckpoint = checkpointDirectory(label).appendingPathComponent("edge")
+        if FileManager.default.fileExists(atPath: edgeCheckpoint.appendingPathComponent("session.json").path) {
+            session = try EdgeSession.resume(from: edgeCheckpoint)
+            log("  [\(label)] edge trained by an earlier run: \(edgeCheckpoint.path)")
+        } else {
+            timed("edge-train") {
+                for e in 1...ec.epochs {
+                    let s = session.trainEpoch(train)
+                    log(String(format: "  [%@] edge epoch %d: L_A %.4f  L_C %.3f  EC acc %.1f%%", label, e,
+                               s.reconstruction, s.classification, 100 * s.ecAccuracy) + (s.rate.map { String(format: "  R %.3f bpp", $0) } ?? ""))
+                }
             }
+            try session.save(to: edgeCheckpoint)
         }
+        // Removed once the rows are made (not on an error: the classifier's checkpoint is beside it).
+        var made = false
+        defer { if made { try? FileManager.default.removeItem(at: edgeCheckpoint.deletingLastPathComponent()) } }
         let decoder = try EdgeCodec.decoderFile(session)
         let hash = ModelIdentity.hash(decoder)
         func roundTrip(_ d: LabelledDataset) throws -> (LatentContainer, LabelledDataset) {
@@ -400,7 +446,9 @@ public final class RateAccuracyExperiment {
         let (trainC, restoredTrain) = try roundTrip(train)
         let restoredTest = try roundTrip(test).1
         let restoredVal = data.validation.count > 0 ? try roundTrip(data.validation).1 : nil
-        let model = try timed("classifier:\(method)") { try trainClassifier(restoredTrain, label: label, seed: seed) }
+        let model = try timed("classifier:\(method)") {
+            try trainClassifier(restoredTrain, label: label, seed: seed, validation: restoredVal)
+        }
         let pixels = Double(train.count * train.positionsPerSample)
         let fixedUplink = trainC.encoded().count + decoder.count
         var row = ExperimentRow(method: method, mask: m, alpha: method == "cdc" ? ec.alpha : nil, quality: nil, seed: seed,
@@ -410,6 +458,7 @@ public final class RateAccuracyExperiment {
                                 accuracyValidation: restoredVal.map { CloudClassifier.accuracy(model, on: $0) },
                                 seconds: Date().timeIntervalSince(t0))
         row.autoencoder = ec.autoencoder.rawValue
+        made = true
         guard config.codedRows || rateWeight != nil else { return [row] }
         // The same codes entropy-coded: measured histograms, or the learned prior's tables if it
         // has one and they code smaller.
@@ -440,6 +489,10 @@ public final class RateAccuracyExperiment {
                  rawBytes: Int) throws -> [ExperimentRow] {
         let train = data.train, test = data.test
         let t0 = Date()
+        let earlier = takeKept { r in
+            (r.method == rateModel.systemName || r.method == rateModel.systemName + "-coded") && r.mask == m && r.seed == seed
+        }
+        if earlier.count == 2 { return earlier }
         var vc = VAEClsConfig()
         vc.mask = m; vc.seed = seed; vc.epochs = config.vaeEpochs ?? config.edge.epochs
         vc.batchSize = config.edge.batchSize
@@ -462,7 +515,9 @@ public final class RateAccuracyExperiment {
         let (trainC, trainLatents) = try latents(train)
         let testLatents = try latents(test).1
         let valLatents = data.validation.count > 0 ? try latents(data.validation).1 : nil
-        let model = try timed("classifier:vae-cls") { try trainClassifier(trainLatents, label: label, seed: seed) }
+        let model = try timed("classifier:vae-cls") {
+            try trainClassifier(trainLatents, label: label, seed: seed, validation: valLatents)
+        }
         let pixels = Double(train.count * train.positionsPerSample)
         let fixedUplink = trainC.encoded().count + file.count
         let row = ExperimentRow(method: method, mask: m, alpha: nil, quality: nil, seed: seed,
@@ -487,16 +542,65 @@ public final class RateAccuracyExperiment {
         return [row, twin]
     }
 
-    func trainClassifier(_ data: LabelledDataset, label: String, seed: UInt64) throws -> Module {
+    /// Trains the cloud classifier of one row, with a checkpoint after every epoch in
+    /// `out/checkpoints/` (a restarted run resumes from it; removed once trained).
+    func trainClassifier(_ data: LabelledDataset, label: String, seed: UInt64, validation: LabelledDataset? = nil) throws -> Module {
         var cc = config.classifier
         cc.seed = seed
         var lastEpoch = 0
-        return try CloudClassifier.train(data, config: cc) { epoch, batch, batches, status in
-            if batch == batches && epoch != lastEpoch {
+        let dir = checkpointDirectory(label).appendingPathComponent("classifier")
+        let epochs = cc.plateauPatience == nil ? "\(cc.epochs)" : "≤ \(cc.epochs)"
+        let model = try CloudClassifier.train(data, config: cc, validation: validation, checkpoint: dir) { epoch, batch, batches, status in
+            if batches == 0 {
+                self.log("  [\(label)] \(status)")
+            } else if batch == batches && epoch != lastEpoch {
                 lastEpoch = epoch
-                self.log("  [\(label)] classifier epoch \(epoch)/\(cc.epochs): \(status)")
+                self.log("  [\(label)] classifier epoch \(epoch)/\(epochs): \(status)")
             }
         }
+        let fm = FileManager.default
+        try? fm.removeItem(at: dir)
+        let parent = dir.deletingLastPathComponent()
+        if (try? fm.contentsOfDirectory(atPath: parent.path))?.isEmpty == true { try? fm.removeItem(at: parent) }
+        return model
+    }
+
+    /// Where the checkpoints of the row `label` live while it trains.
+    func checkpointDirectory(_ label: String) -> URL {
+        let slug = String(label.lowercased().map { $0.isLetter || $0.isNumber || $0 == "." ? $0 : "-" })
+        return out.appendingPathComponent("checkpoints").appendingPathComponent(slug)
+    }
+
+    /// Reads the rows of an earlier run in `out` (its `results.csv`) when its settings are these
+    /// (seeds aside: a later run may add seeds), to take them over; another run's directory is
+    /// refused rather than mixed in.
+    func takeOverEarlierRun() throws {
+        let csv = out.appendingPathComponent("results.csv"), meta = out.appendingPathComponent("timings.json")
+        guard FileManager.default.fileExists(atPath: csv.path) else { return }
+        struct Meta: Decodable { var config: ExperimentConfig; var phaseSeconds: [String: Double]? }
+        guard let m = try? JSONDecoder().decode(Meta.self, from: Data(contentsOf: meta)) else {
+            throw PipelineError("\(out.path) holds results.csv but no readable timings.json: use another --out, or delete it to start over")
+        }
+        func comparable(_ c: ExperimentConfig) -> Data {
+            var c = c
+            c.seeds = []; c.sampleRate = nil
+            c.precision = c.precision ?? .fp32
+            let enc = JSONEncoder(); enc.outputFormatting = .sortedKeys
+            return (try? enc.encode(c)) ?? Data()
+        }
+        guard comparable(m.config) == comparable(config) else {
+            throw PipelineError("\(out.path) holds a run with other settings: use another --out, or delete it to start over")
+        }
+        kept = try ExperimentReport.rows(fromCSV: String(decoding: try Data(contentsOf: csv), as: UTF8.self))
+        for (k, v) in m.phaseSeconds ?? [:] { timings[k, default: 0] += v }
+        if !kept.isEmpty { log("taking over \(kept.count) rows of an earlier run in \(out.path)") }
+    }
+
+    /// Removes and returns the kept rows that `match`.
+    func takeKept(_ match: (ExperimentRow) -> Bool) -> [ExperimentRow] {
+        let taken = kept.filter(match)
+        kept.removeAll(where: match)
+        return taken
     }
 
     /// The mean test accuracy of the raw-data classifiers (what losses are measured against).

@@ -42,7 +42,9 @@ struct RateAccuracy: ParsableCommand {
     @Option(help: "Training images (0 = all).") var trainSubset: Int?
     @Option(help: "Test images (0 = all).") var testSubset: Int?
     @Option(help: "Edge training epochs.") var edgeEpochs: Int?
-    @Option(help: "Classifier training epochs.") var classifierEpochs: Int?
+    @Option(help: "Classifier training epochs (with --classifier-patience: the most).") var classifierEpochs: Int?
+    @Option(help: "Train every classifier until its validation accuracy stops improving: the learning rate drops ×0.1 after this many epochs without a better validation accuracy, training stops after this many more at the third rate (at most --classifier-epochs), and the best epoch's weights are kept.")
+    var classifierPatience: Int?
     @Option(help: "Seeds, comma-separated (each CDC/AE row once per seed).") var seeds: String?
     @Option(help: "Masks, comma-separated.") var masks: String?
     @Option(help: "α of the CDC rows: a number, or 'auto' to choose it from the sweep by validation accuracy (default).") var alpha: String?
@@ -74,6 +76,10 @@ struct RateAccuracy: ParsableCommand {
         if let v = testSubset { c.testSubset = v }
         if let v = edgeEpochs { c.edge.epochs = v }
         if let v = classifierEpochs { c.classifier.epochs = v }
+        if let v = classifierPatience {
+            guard v >= 1 else { throw ValidationError("--classifier-patience must be at least 1") }
+            c.classifier.plateauPatience = v
+        }
         if let v = alpha, v != "auto" {
             guard let a = Float(v), a > 0 else { throw ValidationError("bad α '\(v)' (a positive number or 'auto')") }
             c.edge.alpha = a; c.autoAlpha = false

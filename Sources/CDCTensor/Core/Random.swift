@@ -16,6 +16,15 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
         s0 = splitmix(); s1 = splitmix(); s2 = splitmix(); s3 = splitmix()
     }
 
+    /// The generator's whole state (four words), to save and restore a sequence mid-way.
+    public var state: [UInt64] { [s0, s1, s2, s3] }
+
+    /// A generator that continues from a saved ``state``; nil unless it has four words, not all zero.
+    public init?(state: [UInt64]) {
+        guard state.count == 4, state.contains(where: { $0 != 0 }) else { return nil }
+        (s0, s1, s2, s3) = (state[0], state[1], state[2], state[3])
+    }
+
     /// Next 64 random bits.
     public mutating func next() -> UInt64 {
         let result = ((s1 &* 5) << 7 | (s1 &* 5) >> 57) &* 9

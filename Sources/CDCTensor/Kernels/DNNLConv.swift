@@ -127,13 +127,20 @@ enum DNNLConv {
 
     /// Forward pass. Returns the output (blocked when oneDNN chose so) and the input as the
     /// primitive consumed it, which the weight gradient needs again.
+    /// With a bf16-rounding `precision` the input and the weight are rounded to bfloat16 before
+    /// the kernel and the output after it (the saved input is the rounded one).
     static func forward(_ g: ConvGeometry, transposed: Bool, x: Tensor, weight: Tensor, bias: Tensor?,
-                        activation: FusedActivation, outShape: [Int]) -> (Tensor, Storage, dnnl_memory_desc_t) {
+                        activation: FusedActivation, outShape: [Int], precision: ComputePrecision = .fp32)
+        -> (Tensor, Storage, dnnl_memory_desc_t) {
         let sh = shapes(g, transposed: transposed)
         let p = forwardPrimitive(g, transposed: transposed, bias: bias != nil, activation: activation)
         let srcMD = p.md(dnnl_query_src_md), wMD = p.md(dnnl_query_weights_md), dstMD = p.md(dnnl_query_dst_md)
-        let src = DNNL.buffer(x, as: srcMD)
-        let w = weightBuffer(weight, plain: sh.plainWeights, as: wMD)
+        var src = DNNL.buffer(x, as: srcMD)
+        var w = weightBuffer(weight, plain: sh.plainWeights, as: wMD)
+        if precision.roundsToBF16 {
+            src = BF16.rounded(src, owned: src !== x.storage)
+            w = BF16.rounded(w, owned: w !== weight.storage && w !== weight.plain)
+        }
         let out = Storage(count: DNNL.floatCount(dstMD))
         var args: [(Int32, UnsafeMutableRawPointer, dnnl_memory_desc_t)] = [
             (Arg.src, UnsafeMutableRawPointer(src.pointer), srcMD),
@@ -142,12 +149,13 @@ enum DNNLConv {
         ]
         if let bias { args.append((Arg.bias, UnsafeMutableRawPointer(bias.plain.pointer), DNNL.plainDesc(sh.bias))) }
         p.execute(args)
+        if precision.roundsToBF16 { BF16.roundInPlace(out.pointer, count: out.count) }
         return (DNNL.tensor(outShape, out, dstMD), src, srcMD)
     }
 
     /// Gradient with respect to the input.
     static func backwardData(_ g: ConvGeometry, transposed: Bool, gradOutput gy: Tensor, weight: Tensor,
-                             inShape: [Int]) -> Tensor {
+                             inShape: [Int], precision: ComputePrecision = .fp32) -> Tensor {
         let sh = shapes(g, transposed: transposed)
         let fwd = forwardPrimitive(g, transposed: transposed, bias: false, activation: .none)
         let key = PrimitiveKey(op: "conv_bwd_data", ints: geometryInts(g, transposed))
@@ -163,18 +171,24 @@ enum DNNLConv {
             return DNNLPrimitive(opDesc: &desc, hint: fwd, what: "backward-data \(g)")
         }
         let dsrcMD = p.md(dnnl_query_diff_src_md), wMD = p.md(dnnl_query_weights_md), ddstMD = p.md(dnnl_query_diff_dst_md)
-        let dy = DNNL.buffer(gy, as: ddstMD)
-        let w = weightBuffer(weight, plain: sh.plainWeights, as: wMD)
+        var dy = DNNL.buffer(gy, as: ddstMD)
+        var w = weightBuffer(weight, plain: sh.plainWeights, as: wMD)
+        if precision.roundsToBF16 {
+            dy = BF16.rounded(dy, owned: dy !== gy.storage)
+            w = BF16.rounded(w, owned: w !== weight.storage && w !== weight.plain)
+        }
         let out = Storage(count: DNNL.floatCount(dsrcMD))
         p.execute([(Arg.diffDst, UnsafeMutableRawPointer(dy.pointer), ddstMD),
                    (Arg.weights, UnsafeMutableRawPointer(w.pointer), wMD),
                    (Arg.diffSrc, UnsafeMutableRawPointer(out.pointer), dsrcMD)])
+        if precision.roundsToBF16 { BF16.roundInPlace(out.pointer, count: out.count) }
         return DNNL.tensor(inShape, out, dsrcMD)
     }
 
     /// Gradients with respect to the weight (PyTorch layout) and the bias.
     static func backwardWeights(_ g: ConvGeometry, transposed: Bool, src: Storage, srcDesc: dnnl_memory_desc_t,
-                                gradOutput gy: Tensor, weightShape: [Int], withBias: Bool) -> (Tensor, Tensor?) {
+                                gradOutput gy: Tensor, weightShape: [Int], withBias: Bool,
+                                precision: ComputePrecision = .fp32) -> (Tensor, Tensor?) {
         let sh = shapes(g, transposed: transposed)
         let fwd = forwardPrimitive(g, transposed: transposed, bias: withBias, activation: .none)
         let key = PrimitiveKey(op: "conv_bwd_weights", ints: geometryInts(g, transposed) + [withBias ? 1 : 0])
@@ -200,7 +214,8 @@ enum DNNLConv {
             srcBuf = Storage(count: DNNL.floatCount(srcMD))
             DNNL.reorder(src.pointer, srcDesc, srcBuf.pointer, srcMD)
         }
-        let dy = DNNL.buffer(gy, as: ddstMD)
+        var dy = DNNL.buffer(gy, as: ddstMD)
+        if precision.roundsToBF16 { dy = BF16.rounded(dy, owned: dy !== gy.storage) }
         let dwPlain = Tensor.empty(weightShape)
         let dwBuf = DNNL.sameDesc(dwMD, sh.plainWeights) ? dwPlain.storage : Storage(count: DNNL.floatCount(dwMD))
         var args: [(Int32, UnsafeMutableRawPointer, dnnl_memory_desc_t)] = [

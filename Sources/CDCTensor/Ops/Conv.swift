@@ -110,10 +110,11 @@ extension Tensor {
         let y: Tensor
         var savedSrc: (Storage, dnnl_memory_desc_t)? = nil
         let backend = Engine.backend  // the backward uses what the forward saved for it
+        let precision = Engine.precision  // and runs in the forward's precision
         switch backend {
         case .onednn:
             let (out, src, srcMD) = DNNLConv.forward(g, transposed: transposed, x: x, weight: weight, bias: bias,
-                                                     activation: activation, outShape: outShape)
+                                                     activation: activation, outShape: outShape, precision: precision)
             y = out
             savedSrc = (src, srcMD)
         case .reference:
@@ -140,12 +141,14 @@ extension Tensor {
             switch backend {
             case .onednn:
                 if x.requiresGrad {
-                    gx = DNNLConv.backwardData(g, transposed: transposed, gradOutput: gy, weight: weight, inShape: inShape)
+                    gx = DNNLConv.backwardData(g, transposed: transposed, gradOutput: gy, weight: weight, inShape: inShape,
+                                               precision: precision)
                 }
                 if weight.requiresGrad || (bias?.requiresGrad ?? false) {
                     let src = savedSrc ?? (x.plain, DNNL.plainDesc(DNNLConv.shapes(g, transposed: transposed).src))
                     (gw, gb) = DNNLConv.backwardWeights(g, transposed: transposed, src: src.0, srcDesc: src.1,
-                                                        gradOutput: gy, weightShape: weight.shape, withBias: bias != nil)
+                                                        gradOutput: gy, weightShape: weight.shape, withBias: bias != nil,
+                                                        precision: precision)
                 }
             case .reference:
                 let pg = gy.plain.pointer, px = x.plain.pointer
