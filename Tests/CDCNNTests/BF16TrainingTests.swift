@@ -1,3 +1,4 @@
+import CDCSafetensors
 import CDCTensor
 import Foundation
 import Testing
@@ -31,7 +32,7 @@ private func accuracy(_ logits: Tensor, _ labels: [Int]) -> Double {
 }
 
 /// Trains the same net from the same initial weights for `steps` SGD steps; test accuracy.
-private func trainQuadrants(steps: Int) -> Double { GlobalRandom.withSeed(3) {
+private func trainQuadrants(steps: Int, saveTo: URL? = nil) throws -> Double { try GlobalRandom.withSeed(3) {
     let net = Sequential([
         Conv2d(1, 16, kernelSize: 3, padding: 1), BatchNorm2d(16), ReLU(),
         Conv2d(16, 16, kernelSize: 3, stride: 2, padding: 1), ReLU(),
@@ -45,6 +46,7 @@ private func trainQuadrants(steps: Int) -> Double { GlobalRandom.withSeed(3) {
         opt.step()
     }
     net.eval()
+    if let saveTo { try Checkpoint.save(net, to: saveTo) }
     let (xt, yt) = quadrantData(count: 400, seed: 9)
     return accuracy(Autograd.noGrad { net(xt) }, yt)
 } }
@@ -55,10 +57,16 @@ struct BF16TrainingTests {
     /// (≥ 70 %, chance is 25 %; it reached 80.0 % when written, bf16 81.0 %), and bf16 ends
     /// within 4 points of fp32 on 400 test images (about two standard errors of an accuracy near
     /// 80 % on 400 images).
-    @Test func bf16TrainingReachesFP32Accuracy() {
-        let fp32 = trainQuadrants(steps: 60)
-        let bf16 = Engine.withPrecision(.bf16Emulated) { trainQuadrants(steps: 60) }
+    @Test func bf16TrainingReachesFP32Accuracy() throws {
+        let fp32 = try trainQuadrants(steps: 60)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("cdc-bf16-\(UUID().uuidString).safetensors")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let bf16 = try Engine.withPrecision(.bf16Emulated) { try trainQuadrants(steps: 60, saveTo: file) }
         #expect(fp32 >= 0.7, "fp32 accuracy \(fp32)")
         #expect(bf16 >= fp32 - 0.04, "bf16 accuracy \(bf16) against fp32 \(fp32)")
+        // The checkpoint of the bf16 training holds float32 master weights, as PyTorch reads them.
+        let saved = try SafetensorsFile.read(from: file)
+        #expect(!saved.tensors.isEmpty)
+        #expect(saved.tensors.values.allSatisfy { $0.dtype == .f32 || $0.dtype == .i64 })
     }
 }
